@@ -1,0 +1,102 @@
+"""Errors a user can act on, and the guard that keeps credentials out of every message."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import typing as t
+
+from singer_sdk.exceptions import FatalAPIError
+
+SCRUBBED = "***"
+
+
+class OmnitronError(FatalAPIError):
+    """A failure the tap explains in one line: what was wrong, never a secret.
+
+    Subclasses `FatalAPIError` so that the SDK never retries it.
+    """
+
+
+class SettingsError(OmnitronError):
+    """A setting is missing or malformed; raised before the first request."""
+
+
+class AuthenticationError(OmnitronError):
+    """The server refused the credentials."""
+
+
+class NotFoundError(OmnitronError):
+    """404 for one object: the order went away between the list and its detail."""
+
+
+class SecretRegistry:
+    """The credentials of this run, so that every log line and error can be scrubbed.
+
+    Logging filters cannot know the secrets in advance: the login key only exists after
+    the first request, so the authenticator registers it here as soon as it has it.
+    """
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4:  # noqa: PLR2004  (a one-letter "secret" would mangle logs)
+            with self._lock:
+                self._secrets = {*self._secrets, secret}
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, SCRUBBED)
+        return text
+
+
+SECRETS = SecretRegistry()
+
+
+class ScrubFilter(logging.Filter):
+    """Rewrites a log record so that no registered credential reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = SECRETS.scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text = str(exc)
+            if SECRETS.scrub(text) != text:
+                record.exc_info = None
+                record.exc_text = None
+                record.msg = f"{clean} ({type(exc).__name__}: {SECRETS.scrub(text)})"
+        return True
+
+
+def install_scrubber() -> None:
+    """Attach the scrubber to every handler that exists, once."""
+    for logger in (logging.getLogger(), *_named_loggers()):
+        for handler in logger.handlers:
+            if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+                handler.addFilter(ScrubFilter())
+
+
+def _named_loggers() -> list[logging.Logger]:
+    return [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and logger.handlers
+    ]
+
+
+def first_message(body: t.Any) -> str | None:  # noqa: ANN401
+    """The first human message of a Django REST framework error body."""
+    if isinstance(body, dict):
+        for key in ("detail", "non_field_errors", *body.keys()):
+            if key in body:
+                value = body[key]
+                text = value[0] if isinstance(value, list) and value else value
+                if isinstance(text, str):
+                    return text if key in {"detail", "non_field_errors"} else f"{key}: {text}"
+    return None

@@ -1,0 +1,154 @@
+"""What the tap does to a record before it leaves: exact decimals and no secrets.
+
+Omnitron sends money as decimal text, but some fields (`net_shipping_amount`) arrive as
+JSON numbers in some responses. Responses are parsed with numbers as `Decimal`
+(see `client.decode_json`), so here every field the schema declares as
+`x-singer.decimal` becomes decimal text without ever passing through a float.
+
+The detailed order embeds credentials (channel `conf`, payment POS `config`, raw bank
+XML). They are replaced by a fixed marker, keeping the keys so that the schema and the
+loaded tables keep their shape.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import typing as t
+from decimal import Decimal, InvalidOperation
+
+REDACTED = "**REDACTED**"
+
+#: Objects whose every value is configuration of an integration, i.e. credentials.
+SECRET_CONTAINERS = frozenset({"conf", "config"})
+#: Text fields that quote whole requests to banks and carriers, passwords included.
+SECRET_TEXTS = frozenset({"raw_request", "raw_response", "send_request"})
+#: Any key whose name says it holds a secret, wherever it appears.
+SECRET_KEY = re.compile(
+    r"passw|passwd|passphrase|^pass$|^pwd$|secret|token|api[_-]?key|apikey"
+    r"|private[_-]?key|access[_-]?key|credential|^auth$|authorization|signature",
+    re.IGNORECASE,
+)
+
+_CENT = Decimal("0.01")
+DecimalPlan = dict[str, "DecimalPlan | None"]
+
+
+def decimal_plan(schema: dict) -> DecimalPlan:
+    """Map each path that leads to an `x-singer.decimal` field (None marks the field).
+
+    Built once per stream, so preparing a record only visits the few paths that matter.
+    """
+    plan: DecimalPlan = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        node = prop.get("items", prop) if "array" in _types(prop) else prop
+        if node.get("format") == "x-singer.decimal":
+            plan[name] = None
+        elif sub := decimal_plan(node):
+            plan[name] = sub
+    return plan
+
+
+def _types(prop: dict) -> list[str]:
+    kind = prop.get("type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
+
+
+def to_decimal_text(value: t.Any) -> str | None:  # noqa: ANN401
+    """Return exact decimal text for a number or numeric text; None if it is not one.
+
+    Numbers that came in as JSON numbers get at least two places ("7" -> "7.00"), the
+    form the API uses for the same fields elsewhere; text is kept as the API sent it.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return None
+        return text if number.is_finite() else None
+    if isinstance(value, float):  # only if a caller parsed JSON without Decimal
+        value = Decimal(repr(value))
+    if isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+        if not number.is_finite():
+            return None
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent > -2:  # noqa: PLR2004
+            number = number.quantize(_CENT)
+        return f"{number:f}"
+    return None
+
+
+def normalise_decimals(record: t.Any, plan: DecimalPlan) -> None:  # noqa: ANN401
+    """Rewrite the planned decimal fields of `record` in place."""
+    if isinstance(record, list):
+        for item in record:
+            normalise_decimals(item, plan)
+        return
+    if not isinstance(record, dict):
+        return
+    for name, sub in plan.items():
+        if name not in record:
+            continue
+        value = record[name]
+        if sub is None:
+            if isinstance(value, list):
+                record[name] = [to_decimal_text(v) for v in value]
+            elif not isinstance(value, str) or to_decimal_text(value) is None:
+                record[name] = to_decimal_text(value)
+        else:
+            normalise_decimals(value, sub)
+
+
+def redact_secrets(value: t.Any) -> t.Any:  # noqa: ANN401
+    """Return `value` with every secret replaced by `REDACTED`, keys kept."""
+    if isinstance(value, dict):
+        return {key: _redact_field(key, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    return value
+
+
+def _redact_field(key: str, value: t.Any) -> t.Any:  # noqa: ANN401
+    if value is None:
+        return None
+    if key in SECRET_CONTAINERS:
+        return _mask_leaves(value)
+    if key in SECRET_TEXTS or SECRET_KEY.search(key):
+        return _mask_leaves(value) if isinstance(value, (dict, list)) else REDACTED
+    return redact_secrets(value)
+
+
+def _mask_leaves(value: t.Any) -> t.Any:  # noqa: ANN401
+    """Mask every leaf but keep the structure: the loaded tables keep their shape."""
+    if isinstance(value, dict):
+        return {key: _mask_leaves(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_leaves(item) for item in value]
+    return None if value is None else REDACTED
+
+
+def utc_timestamp(value: t.Any) -> str | None:  # noqa: ANN401
+    """Canonical UTC text for a timestamp, so that bookmarks compare as text safely.
+
+    The SDK compares bookmark values as strings; a server sending `+03:00` offsets or
+    mixing precisions would otherwise order them wrongly.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def prepare_record(record: dict, schema: dict, *, redact: bool = True) -> dict:
+    """Exact decimals and, unless turned off, no secrets: one record, one call."""
+    normalise_decimals(record, decimal_plan(schema))
+    return redact_secrets(record) if redact else record

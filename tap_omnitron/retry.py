@@ -1,0 +1,124 @@
+"""Retries that respect the server: `Retry-After`, small jittered backoff, one shared pause.
+
+The SDK's default backoff (2, 4, 8, 16 s ...) turned a 237-order sync with about 15%
+faults into a 90-second run. Transient faults from proxies are short, so retries start
+at a fraction of a second; when the server asks for a pause (429, `Retry-After`), every
+worker thread pauses, not only the one that was told.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+import typing as t
+
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_omnitron.errors import OmnitronError
+
+logger = logging.getLogger("tap-omnitron")
+
+TRANSIENT = (
+    RetriableAPIError,
+    ConnectionError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+FIRST_DELAY = 0.25  # seconds
+MAX_DELAY = 8.0
+MAX_RETRY_AFTER = 300.0  # a longer pause is a failure worth reporting, not a hang
+
+
+class Throttle:
+    """A pause shared by every request of the tap."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        while (delay := self._until - time.monotonic()) > 0:
+            time.sleep(delay)
+
+
+class RetryPolicy:
+    """Runs one request with bounded retries; gives up with one clear line."""
+
+    def __init__(self, max_retries: int, throttle: Throttle | None = None) -> None:
+        self.max_retries = max_retries
+        self.throttle = throttle or Throttle()
+        self.retries = 0  # counted for the benchmark and the tests
+        self._count_lock = threading.Lock()
+
+    def call(self, send: t.Callable[[], requests.Response], what: str) -> requests.Response:
+        attempt = 0
+        while True:
+            self.throttle.wait()
+            try:
+                return send()
+            except TRANSIENT as exc:
+                attempt += 1
+                if attempt > self.max_retries:
+                    tries = "1 attempt" if attempt == 1 else f"{attempt} attempts"
+                    msg = f"{what}: gave up after {tries}; last error: {describe(exc)}"
+                    raise OmnitronError(msg) from None
+                delay = self._delay(exc, attempt)
+                with self._count_lock:
+                    self.retries += 1
+                logger.warning(
+                    "%s: %s; retry %d of %d in %.2fs",
+                    what, describe(exc), attempt, self.max_retries, delay,
+                )
+                time.sleep(delay)
+
+    def _delay(self, exc: Exception, attempt: int) -> float:
+        hint = retry_after(exc)
+        if hint is not None:
+            if hint > MAX_RETRY_AFTER:
+                msg = f"the server asked to wait {hint:.0f}s before retrying (Retry-After)"
+                raise OmnitronError(msg)
+            self.throttle.hold(hint)
+            return hint
+        # "Full jitter" exponential backoff: spreads the workers' retries apart.
+        return random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** attempt))  # noqa: S311
+
+
+def retry_after(exc: Exception) -> float | None:
+    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def describe(exc: Exception) -> str:
+    """A short, secret-free description of a failed request."""
+    response = getattr(exc, "response", None)
+    if isinstance(exc, RetriableAPIError) and exc.args:
+        return str(exc.args[0])
+    if response is not None:
+        return f"HTTP {response.status_code}"
+    name = type(exc).__name__
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"no answer in time ({name})"
+    if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError)):
+        return f"connection failed or dropped ({name})"
+    return name

@@ -95,10 +95,7 @@ def normalise_decimals(record: t.Any, plan: DecimalPlan) -> None:  # noqa: ANN40
             continue
         value = record[name]
         if sub is None:
-            if isinstance(value, list):
-                record[name] = [to_decimal_text(v) for v in value]
-            elif not isinstance(value, str) or to_decimal_text(value) is None:
-                record[name] = to_decimal_text(value)
+            record[name] = to_decimal_text(value)
         else:
             normalise_decimals(value, sub)
 

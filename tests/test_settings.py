@@ -1,0 +1,66 @@
+"""Bad settings: one clear line naming the setting, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import run_tap
+from tap_omnitron.settings import normalise_base_url
+
+TOKEN = "s3cret-token-value"
+GOOD = {"base_url": "http://127.0.0.1:9", "api_token": TOKEN}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"base_url": None}, "base_url is required"),
+        ({"base_url": "omnitron.example.com"}, "base_url must be an http(s) URL"),
+        ({"base_url": "ftp://omnitron.example.com"}, "base_url must be an http(s) URL"),
+        ({"base_url": "https://user:pw@omnitron.example.com"}, "base_url must not contain"),
+        ({"api_token": None}, "no credentials"),
+        ({"api_token": None, "username": "u"}, "username and password must both be set"),
+        ({"start_date": "last tuesday"}, "start_date must be an ISO 8601"),
+        ({"page_size": 0}, "page_size must be an integer >= 1"),
+        ({"page_size": -5}, "page_size must be an integer >= 1"),
+        ({"max_concurrency": 0}, "max_concurrency must be an integer >= 1"),
+        ({"max_retries": -1}, "max_retries must be an integer >= 0"),
+        ({"redact_secrets": "no"}, "redact_secrets must be true or false"),
+    ],
+)
+def test_bad_setting_gives_one_line(change: dict, named: str) -> None:
+    config = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    run = run_tap(config, timeout=30)
+    assert run.returncode != 0
+    assert len(run.error_lines) == 1, run.stderr
+    assert named in run.error_lines[0]
+    assert "Traceback" not in run.stderr
+    assert TOKEN not in run.stderr + run.stdout
+    assert not run.messages, "nothing may be emitted before settings are valid"
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "https://omnitron.example.com",
+        "https://omnitron.example.com/",
+        "https://omnitron.example.com/api/i1/",
+        "https://omnitron.example.com/api/i1",
+        " https://omnitron.example.com/api/v1/ ",
+    ],
+)
+def test_base_url_tolerates_slash_and_api_suffix(pasted: str) -> None:
+    assert normalise_base_url(pasted) == "https://omnitron.example.com"
+
+
+def test_base_url_keeps_a_path_prefix() -> None:
+    assert normalise_base_url("https://host.example/shop/api/i1/") == "https://host.example/shop"
+
+
+def test_about_and_discover_need_no_config() -> None:
+    assert run_tap(None, args=("--about", "--format=json")).returncode == 0
+    discover = run_tap(None, args=("--discover",))
+    assert discover.returncode == 0
+    streams = {s["tap_stream_id"] for s in discover.output_json()["streams"]}
+    assert streams == {"orders", "order_items", "order_details"}
+    assert "WARNING" not in discover.stderr

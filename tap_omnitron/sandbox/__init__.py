@@ -1,0 +1,16 @@
+"""A local fake Akinon Omnitron API for the tap's tests, demos and benchmarks (stdlib only).
+
+    from tap_omnitron.sandbox import Sandbox
+    with Sandbox(orders=30, seed=1) as sb:
+        sb.url, sb.api_token
+
+CLI: ``python -m tap_omnitron.sandbox --help`` (also the ``omnitron-sandbox`` console script).
+"""
+
+from .data import SECRET, STATUS_CODES, STATUSES, Store
+from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, Sandbox, main
+
+SECRET_MARKER = SECRET
+
+__all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "SECRET", "SECRET_MARKER", "STATUSES", "STATUS_CODES",
+           "Sandbox", "Store", "main"]

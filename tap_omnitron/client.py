@@ -13,7 +13,10 @@ import msgspec
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import RESTStream
+from singer_sdk import singerlib as singer
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
 from tap_omnitron.auth import OmnitronAuth
@@ -189,6 +192,44 @@ class OmnitronStream(RESTStream[int]):
     def check_payload(self, payload: t.Any) -> str | None:  # noqa: ANN401
         """Describe what is wrong with a decoded body, or None if it has the right shape."""
         raise NotImplementedError
+
+    def _generate_record_messages(self, record: dict) -> t.Iterator[singer.RecordMessage]:
+        """The SDK's record messages, without two walks over every nested value.
+
+        Profiled, the SDK spent more CPU conforming types (records here are parsed JSON,
+        already of JSON types) and pruning deselected properties (nothing to prune when
+        all are selected) than on anything else. What remains: properties the catalog
+        does not know are dropped, deselected ones too, and stream maps apply.
+        """
+        if self._deselects_properties:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+        if unknown := record.keys() - self._known_properties:
+            for name in unknown:
+                del record[name]
+            if not unknown <= self._unknown_reported:
+                self._unknown_reported |= unknown
+                self.logger.warning(
+                    "Properties %s are not in the catalog schema of '%s'; not emitted.",
+                    sorted(unknown), self.name,
+                )
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield singer.RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=utc_now(),
+                )
+
+    @cached_property
+    def _known_properties(self) -> frozenset[str]:
+        self._unknown_reported: set[str] = set()
+        return frozenset(self.effective_schema.get("properties", {}))
+
+    @cached_property
+    def _deselects_properties(self) -> bool:
+        return not all(self.mask[breadcrumb] for breadcrumb in self.metadata)
 
     def prepare(self, record: dict) -> dict:
         """Exact decimals, and no secrets unless `redact_secrets` is off."""

@@ -9,6 +9,7 @@ from functools import cached_property
 import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
@@ -24,6 +25,7 @@ class TapOmnitron(Tap):
     """Reads orders from Omnitron's integration API (`/api/i1/`)."""
 
     name = "tap-omnitron"
+    message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer
 
     # No ACTIVATE_VERSION (a child sync covers one page of orders, never a whole table)
     # and no BATCH (children are synced per page of orders, in RECORD messages).

@@ -82,9 +82,12 @@ class OrdersStream(OmnitronStream):
                     "The server ignored modified_date__gte; older orders are dropped "
                     "on the client side instead."
                 )
-            yield from page
             if page:
                 self.current_page = page
+                for child in self.child_streams:
+                    child.page_ready()
+            yield from page
+            if page:
                 self._sync_children({"orders_page": number + 1})
                 self.current_page = []
         if older:
@@ -131,6 +134,15 @@ class _OrderChild(OmnitronStream):
     def emit_activate_version_messages(self) -> bool:
         return False
 
+    def page_ready(self) -> None:
+        """Called with a new page of orders before the parent emits it."""
+
+    def _write_schema_message(self) -> None:
+        """Once per run, not once per page: the schema does not change between pages."""
+        if not getattr(self, "_schema_written", False):
+            super()._write_schema_message()
+            self._schema_written = True
+
     @cached_property
     def orders(self) -> OrdersStream:
         return t.cast("OrdersStream", self._tap.streams[OrdersStream.name])
@@ -155,28 +167,36 @@ class OrderDetailsStream(_OrderChild):
     name = "order_details"
     path = "/orders_integration/{order_id}/detailed_integration/"
     primary_keys = ("pk",)
+    _details: Iterator[dict | None] = iter(())
 
     def check_payload(self, payload: t.Any) -> str | None:  # noqa: ANN401
         if not isinstance(payload, dict) or "pk" not in payload:
             return "expected an order object with a 'pk'"
         return None
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
+    def page_ready(self) -> None:
+        """Start the page's detail requests now, so they run while the orders are written."""
+        if not self.selected:
+            return
         send = self.request_decorator(self._request)
-        requests_ = [
-            self._prepare_request(context={"order_id": order["id"]}, page=SinglePagePaginator())
-            for order in self.orders.current_page
-        ]
 
         def fetch(prepared: requests.PreparedRequest) -> dict | None:
             try:
-                return payload_of(send(prepared, context))
+                return payload_of(send(prepared, None))
             except NotFoundError as exc:
                 self.logger.warning("Skipping an order that is gone: %s", exc)
                 return None
 
+        requests_ = [
+            self._prepare_request(context={"order_id": order["id"]}, page=SinglePagePaginator())
+            for order in self.orders.current_page
+        ]
+        self._details = self.connection.map(fetch, requests_)
+
+    def get_records(self, context: Context | None) -> Iterator[dict]:
+        details, self._details = self._details, iter(())
         with self.get_http_request_counter() as counter:
-            for detail in self.connection.map(fetch, requests_):
+            for detail in details:
                 counter.increment()
                 if detail is not None:
                     yield self.prepare(detail)

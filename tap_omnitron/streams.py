@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import logging
+from dataclasses import asdict, dataclass
 import typing as t
 from functools import cached_property
 
@@ -19,6 +21,59 @@ if t.TYPE_CHECKING:
 
     import requests
     from singer_sdk.helpers.types import Context
+
+
+@dataclass
+class Resume:
+    """Where an interrupted sync of orders can pick up: kept in the orders' STATE.
+
+    Pages are read in `id` order under a fixed filter (`since`), so "every order up to
+    `after_id` was emitted with its children" is a fact a later run can rely on: it
+    pages from the start again but skips those orders, and their detail requests. It
+    keeps the first run's `signpost`, so the bookmark it leaves is no later than that.
+    """
+
+    KEY: t.ClassVar[str] = "resume"
+    since: str | None
+    signpost: str | None = None
+    after_id: int = 0
+    _count: int | None = None
+    _sorted: bool = True
+
+    @classmethod
+    def load(cls, stream_state: dict, since: str | None) -> Resume:
+        saved = stream_state.get(cls.KEY)
+        if isinstance(saved, dict) and isinstance(saved.get("after_id"), int):
+            return cls(saved.get("since"), saved.get("signpost"), saved["after_id"])
+        return cls(since)
+
+    def done(self, order_id: t.Any) -> bool:  # noqa: ANN401
+        return isinstance(order_id, int) and order_id <= self.after_id
+
+    def advance(self, body: dict, logger: logging.Logger) -> None:
+        """Move `after_id` to the end of a page, unless the page may have skipped rows.
+
+        After deletions (`count` dropped) the paginator re-reads the previous page; the
+        rows it finds there are not covered until then.
+        """
+        ids = [r.get("id") for r in body.get("results", []) if isinstance(r.get("id"), int)]
+        count = body.get("count")
+        shrank = isinstance(count, int) and self._count is not None and count < self._count
+        self._count = count if isinstance(count, int) else self._count
+        if ids != sorted(ids) and self._sorted:
+            self._sorted = False
+            logger.warning("The server ignored sort=id: an interrupted sync restarts from scratch.")
+        if self._sorted and ids and not shrank:
+            self.after_id = max(self.after_id, ids[-1])
+
+    def save(self, stream_state: dict) -> None:
+        if self._sorted:
+            fields = asdict(self)
+            stream_state[self.KEY] = {k: v for k, v in fields.items() if not k.startswith("_")}
+
+    @classmethod
+    def clear(cls, stream_state: dict) -> None:
+        stream_state.pop(cls.KEY, None)
 
 
 class OrdersStream(OmnitronStream):
@@ -38,6 +93,7 @@ class OrdersStream(OmnitronStream):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self.current_page: list[dict] = []  # the page whose children are being synced
+        self._warned_filter = False
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
         params: dict[str, t.Any] = {
@@ -62,21 +118,28 @@ class OrdersStream(OmnitronStream):
         return "page=1&" not in f"{response.url}&" and "page=" in response.url
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        since = self._since(context)
+        resume = Resume.load(self.stream_state, self._since(context))
+        # The SDK warns that unsorted streams cannot resume; this one can, through Resume.
+        self.stream_state.setdefault(
+            "progress_markers", {"Note": "Bookmark pending; an interruption resumes from 'resume'."}
+        )
         older = 0
         for number, response in enumerate(self.request_pages(context)):
+            body = payload_of(response)
             if number == 0:
-                self._clamp_bookmark_to_server_clock(response, context)
+                self._clamp_bookmark(resume, response, context)
             page = []
-            for record in payload_of(response).get("results", []):
+            for record in body.get("results", []):
                 modified = utc_timestamp(record.get("modified_date"))
-                if since and modified and modified < since:
+                if resume.since and modified and modified < resume.since:
                     older += 1  # the server ignored the filter: never emit stale rows
                     continue
+                if resume.done(record.get("id")):
+                    continue  # emitted, with its children, before (this run or a killed one)
                 if modified:
                     record["modified_date"] = modified
                 page.append(self.prepare(record))
-            if older and not getattr(self, "_warned_filter", False):
+            if older and not self._warned_filter:
                 self._warned_filter = True
                 self.logger.warning(
                     "The server ignored modified_date__gte; older orders are dropped "
@@ -90,8 +153,14 @@ class OrdersStream(OmnitronStream):
             if page:
                 self._sync_children({"orders_page": number + 1})
                 self.current_page = []
+            # Only now are this page's orders and all their children out: say so in STATE.
+            resume.advance(body, self.logger)
+            resume.save(self.stream_state)
+            self.state_manager.is_flushed = False
+            self._write_state_message()
+        Resume.clear(self.stream_state)
         if older:
-            self.logger.info("Dropped %d orders older than the bookmark %s", older, since)
+            self.logger.info("Dropped %d orders older than the bookmark %s", older, resume.since)
 
     def generate_child_contexts(
         self, record: dict, context: Context | None
@@ -103,16 +172,22 @@ class OrdersStream(OmnitronStream):
         start = self.get_starting_timestamp(context)
         return utc_timestamp(start.isoformat()) if start else None
 
-    def _clamp_bookmark_to_server_clock(
-        self, response: requests.Response, context: Context | None
+    def _clamp_bookmark(
+        self, resume: Resume, response: requests.Response, context: Context | None
     ) -> None:
-        """Use the server's clock, not ours, as the latest possible bookmark."""
-        try:
-            server_now = email.utils.parsedate_to_datetime(response.headers["Date"])
-        except (KeyError, TypeError, ValueError):
-            self.logger.warning("No usable Date header; the bookmark is capped by the local clock.")
-            return
-        self._write_replication_key_signpost(context, utc_timestamp(server_now.isoformat()))
+        """The bookmark may not pass the server's clock at the start of the sync.
+
+        A resumed sync keeps the clock of the sync it resumes: what changed since then,
+        including the orders it skips as done, is read again next time.
+        """
+        if not resume.signpost:
+            try:
+                server_now = email.utils.parsedate_to_datetime(response.headers["Date"])
+            except (KeyError, TypeError, ValueError):
+                self.logger.warning("No usable Date header; the bookmark is capped by the local clock.")
+                server_now = datetime.datetime.now(datetime.timezone.utc)
+            resume.signpost = utc_timestamp(server_now.isoformat())
+        self._write_replication_key_signpost(context, resume.signpost)
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """An order without `modified_date` cannot move the bookmark; the SDK would warn per row."""

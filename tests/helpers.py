@@ -86,3 +86,36 @@ def select_only(catalog: dict, *streams: str) -> dict:
             if item["breadcrumb"] == []:
                 item["metadata"]["selected"] = chosen
     return catalog
+
+
+def run_tap_killed(config: dict, *, state: dict | None, after_records: int) -> TapRun:
+    """Run the tap and SIGKILL it once it has written `after_records` RECORD messages.
+
+    Only complete lines count, as a target reading the pipe would see them.
+    """
+    import os
+    import signal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "tap_omnitron"]
+        for flag, content in (("--config", config), ("--state", state)):
+            if content is not None:
+                path = Path(tmp) / f"{flag.strip('-')}.json"
+                path.write_text(json.dumps(content))
+                command += [flag, str(path)]
+        process = subprocess.Popen(  # noqa: S603
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        lines, records = [], 0
+        for line in process.stdout:
+            if not line.endswith("\n"):
+                break
+            lines.append(line)
+            records += line.startswith('{"type":"RECORD"')
+            if records >= after_records:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+        process.stdout.close()
+        returncode = process.wait(timeout=TIMEOUT)
+    messages = [json.loads(line) for line in lines if line.startswith('{"type"')]
+    return TapRun(returncode, "".join(lines), "", messages)

@@ -14,8 +14,12 @@ SCRUBBED = "***"
 class OmnitronError(FatalAPIError):
     """A failure the tap explains in one line: what was wrong, never a secret.
 
-    Subclasses `FatalAPIError` so that the SDK never retries it.
+    Subclasses `FatalAPIError` so that the SDK never retries it. The message is scrubbed
+    when the error is made, since it may quote a server's answer.
     """
+
+    def __init__(self, message: str, *args: t.Any) -> None:
+        super().__init__(SECRETS.scrub(str(message)), *args)
 
 
 class SettingsError(OmnitronError):

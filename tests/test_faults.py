@@ -153,3 +153,11 @@ def test_a_huge_retry_after_is_an_error_not_a_hang() -> None:
 
     with pytest.raises(OmnitronError, match="asked to wait 86400s"):
         policy.call(send, "GET /x/")
+
+
+def test_a_server_quoting_the_token_back_does_not_leak_it(orders_stream) -> None:
+    body = b'{"detail": "Token t0ken-value is not valid for this channel."}'
+    with pytest.raises(OmnitronError) as raised:
+        orders_stream.validate_response(fake_response(400, body))
+    assert "t0ken-value" not in str(raised.value)
+    assert "Token *** is not valid" in str(raised.value)

@@ -87,9 +87,21 @@ class Connection:
         """
         if self.workers <= 1 or len(items) <= 1:
             return map(func, items)
+        return self._executor().map(func, items)
+
+    def submit(self, func: t.Callable[..., _R], *args: t.Any) -> t.Callable[[], _R]:
+        """Start `func(*args)` in the background; call the result to wait for its value.
+
+        With `max_concurrency: 1` nothing runs ahead: the call happens when waited for.
+        """
+        if self.workers <= 1:
+            return lambda: func(*args)
+        return self._executor().submit(func, *args).result
+
+    def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="omnitron")
-        return self._pool.map(func, items)
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
@@ -136,17 +148,27 @@ class OmnitronStream(RESTStream[int]):
         return send
 
     def request_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
-        """Each validated page response in turn (the SDK's loop hides page boundaries)."""
+        """Each validated page response in turn (the SDK's loop hides page boundaries).
+
+        The next page is requested as soon as this one has arrived, so that its round
+        trip overlaps the work on this one.
+        """
         paginator = self.get_new_paginator()
         send = self.request_decorator(self._request)
+
+        def request_next() -> t.Callable[[], requests.Response]:
+            prepared = self._prepare_request(context=context, page=paginator)
+            return self.connection.submit(send, prepared, context)
+
         with self.get_http_request_counter() as counter:
             counter.with_context(context)
-            while not paginator.finished:
-                prepared = self._prepare_request(context=context, page=paginator)
-                response = send(prepared, context)
+            pending: t.Callable[[], requests.Response] | None = request_next()
+            while pending is not None:
+                response = pending()
                 counter.increment()
-                yield response
                 paginator.advance(response)
+                pending = None if paginator.finished else request_next()
+                yield response
 
     # Responses
 

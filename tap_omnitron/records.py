@@ -12,6 +12,7 @@ loaded tables keep their shape.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 import typing as t
@@ -77,7 +78,8 @@ def to_decimal_text(value: t.Any) -> str | None:  # noqa: ANN401
             return None
         exponent = number.as_tuple().exponent
         if isinstance(exponent, int) and exponent > -2:  # noqa: PLR2004
-            number = number.quantize(_CENT)
+            with contextlib.suppress(InvalidOperation):  # beyond 28 digits: keep as is
+                number = number.quantize(_CENT)
         return f"{number:f}"
     return None
 

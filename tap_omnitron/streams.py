@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime
 import email.utils
 import logging
-from dataclasses import asdict, dataclass
 import typing as t
+from collections import deque
+from dataclasses import asdict, dataclass
 from functools import cached_property
 
 from singer_sdk.pagination import SinglePagePaginator
@@ -94,6 +95,8 @@ class OrdersStream(OmnitronStream):
         super().__init__(*args, **kwargs)
         self.current_page: list[dict] = []  # the page whose children are being synced
         self._warned_filter = False
+        self._clamped = False
+        self._older = 0
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
         params: dict[str, t.Any] = {
@@ -123,35 +126,18 @@ class OrdersStream(OmnitronStream):
         self.stream_state.setdefault(
             "progress_markers", {"Note": "Bookmark pending; an interruption resumes from 'resume'."}
         )
-        older = 0
-        for number, response in enumerate(self.request_pages(context)):
-            body = payload_of(response)
-            if number == 0:
-                self._clamp_bookmark(resume, response, context)
-            page = []
-            for record in body.get("results", []):
-                modified = utc_timestamp(record.get("modified_date"))
-                if resume.since and modified and modified < resume.since:
-                    older += 1  # the server ignored the filter: never emit stale rows
-                    continue
-                if resume.done(record.get("id")):
-                    continue  # emitted, with its children, before (this run or a killed one)
-                if modified:
-                    record["modified_date"] = modified
-                page.append(self.prepare(record))
-            if older and not self._warned_filter:
-                self._warned_filter = True
-                self.logger.warning(
-                    "The server ignored modified_date__gte; older orders are dropped "
-                    "on the client side instead."
-                )
+        responses = self.request_pages(context)
+        ahead = self._next_page(responses, resume, context)
+        number = 0
+        while ahead is not None:
+            body, page = ahead
+            number += 1
+            yield from page
+            # The next page's detail requests queue up behind this page's: no idle workers.
+            ahead = self._next_page(responses, resume, context)
             if page:
                 self.current_page = page
-                for child in self.child_streams:
-                    child.page_ready()
-            yield from page
-            if page:
-                self._sync_children({"orders_page": number + 1})
+                self._sync_children({"orders_page": number})
                 self.current_page = []
             # Only now are this page's orders and all their children out: say so in STATE.
             resume.advance(body, self.logger)
@@ -159,8 +145,40 @@ class OrdersStream(OmnitronStream):
             self.state_manager.is_flushed = False
             self._write_state_message()
         Resume.clear(self.stream_state)
-        if older:
-            self.logger.info("Dropped %d orders older than the bookmark %s", older, resume.since)
+        if self._older:
+            self.logger.info("Dropped %d orders older than the bookmark", self._older)
+
+    def _next_page(
+        self, responses: Iterator[requests.Response], resume: Resume, context: Context | None
+    ) -> tuple[dict, list[dict]] | None:
+        """Read, filter and prepare the next page; its children may start on it."""
+        response = next(responses, None)
+        if response is None:
+            return None
+        if not self._clamped:
+            self._clamp_bookmark(resume, response, context)
+        body = payload_of(response)
+        page = []
+        for record in body.get("results", []):
+            modified = utc_timestamp(record.get("modified_date"))
+            if resume.since and modified and modified < resume.since:
+                self._older += 1  # the server ignored the filter: never emit stale rows
+                continue
+            if resume.done(record.get("id")):
+                continue  # emitted, with its children, before (this run or a killed one)
+            if modified:
+                record["modified_date"] = modified
+            page.append(self.prepare(record))
+        if self._older and not self._warned_filter:
+            self._warned_filter = True
+            self.logger.warning(
+                "The server ignored modified_date__gte; older orders are dropped "
+                "on the client side instead."
+            )
+        if page:
+            for child in self.child_streams:
+                child.page_ready(page)
+        return body, page
 
     def generate_child_contexts(
         self, record: dict, context: Context | None
@@ -188,6 +206,7 @@ class OrdersStream(OmnitronStream):
                 server_now = datetime.datetime.now(datetime.timezone.utc)
             resume.signpost = utc_timestamp(server_now.isoformat())
         self._write_replication_key_signpost(context, resume.signpost)
+        self._clamped = True
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """An order without `modified_date` cannot move the bookmark; the SDK would warn per row."""
@@ -209,8 +228,8 @@ class _OrderChild(OmnitronStream):
     def emit_activate_version_messages(self) -> bool:
         return False
 
-    def page_ready(self) -> None:
-        """Called with a new page of orders before the parent emits it."""
+    def page_ready(self, page: list[dict]) -> None:
+        """Called with each page of orders before the parent emits it, in order."""
 
     def _write_schema_message(self) -> None:
         """Once per run, not once per page: the schema does not change between pages."""
@@ -242,14 +261,17 @@ class OrderDetailsStream(_OrderChild):
     name = "order_details"
     path = "/orders_integration/{order_id}/detailed_integration/"
     primary_keys = ("pk",)
-    _details: Iterator[dict | None] = iter(())
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: deque[Iterator[dict | None]] = deque()  # one entry per page, in order
 
     def check_payload(self, payload: t.Any) -> str | None:  # noqa: ANN401
         if not isinstance(payload, dict) or "pk" not in payload:
             return "expected an order object with a 'pk'"
         return None
 
-    def page_ready(self) -> None:
+    def page_ready(self, page: list[dict]) -> None:
         """Start the page's detail requests now, so they run while the orders are written."""
         if not self.selected:
             return
@@ -264,12 +286,12 @@ class OrderDetailsStream(_OrderChild):
 
         requests_ = [
             self._prepare_request(context={"order_id": order["id"]}, page=SinglePagePaginator())
-            for order in self.orders.current_page
+            for order in page
         ]
-        self._details = self.connection.map(fetch, requests_)
+        self._pending.append(self.connection.map(fetch, requests_))
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        details, self._details = self._details, iter(())
+        details = self._pending.popleft()
         with self.get_http_request_counter() as counter:
             for detail in details:
                 counter.increment()

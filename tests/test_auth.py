@@ -23,7 +23,7 @@ def test_login_with_username_and_password(sandbox) -> None:
 
 
 def test_expired_login_key_logs_in_again_and_goes_on(sandbox_factory) -> None:
-    sandbox = sandbox_factory(orders=23, token_ttl_requests=7)
+    sandbox = sandbox_factory(orders=23, token_ttl_requests=20)
     run = run_tap(login_config(sandbox, max_concurrency=4))
     assert run.returncode == 0, run.stderr
     assert len(run.by_key("order_details", "pk")) == 23  # noqa: PLR2004

@@ -143,3 +143,10 @@ def test_decimal_fields_end_as_decimal_text_or_null(record: dict) -> None:
         values.append(record["installment"].get("interest_rate"))
     for value in values:
         assert value is None or (isinstance(value, str) and Decimal(value).is_finite())
+
+
+def test_huge_numbers_stay_exact() -> None:
+    assert to_decimal_text(10**26) == "100000000000000000000000000"
+    assert to_decimal_text(Decimal("123456789012345678901234567890.5")) == (
+        "123456789012345678901234567890.5"
+    )

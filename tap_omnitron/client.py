@@ -215,6 +215,17 @@ class OmnitronStream(RESTStream[int]):
         """Describe what is wrong with a decoded body, or None if it has the right shape."""
         raise NotImplementedError
 
+    def _generate_schema_messages(self) -> t.Iterator[singer.SchemaMessage]:
+        """The SDK's SCHEMA messages, with each decimal's `precision` and `scale` put back.
+
+        The SDK rebuilds schemas through a model that drops both keys, and SQL targets
+        then make `NUMBER(38,0)` of a bare `x-singer.decimal`: Snowflake stored "107.55"
+        as 108.
+        """
+        for message in super()._generate_schema_messages():
+            restore_decimal_bounds(message.schema, self.schema)
+            yield message
+
     def _generate_record_messages(self, record: dict) -> t.Iterator[singer.RecordMessage]:
         """The SDK's record messages, without two walks over every nested value.
 
@@ -257,6 +268,43 @@ class OmnitronStream(RESTStream[int]):
         """Exact decimals, and no secrets unless `redact_secrets` is off."""
         normalise_decimals(record, self._decimal_plan)
         return redact_secrets(record) if self.config.get("redact_secrets", True) else record
+
+
+def restore_decimal_bounds(schema: dict, source: dict) -> None:
+    """Copy `precision`/`scale` from `source` into the decimals of `schema`, in place.
+
+    Properties are matched by path; a decimal the source does not have (a stream map's
+    or flattening's new name) gets the widest bounds the source declares.
+    """
+    widest = _widest_bounds(source)
+
+    def walk(node: t.Any, origin: t.Any) -> None:  # noqa: ANN401
+        if not isinstance(node, dict):
+            return
+        origin = origin if isinstance(origin, dict) else {}
+        if node.get("format") == "x-singer.decimal":
+            for key in ("precision", "scale"):
+                node.setdefault(key, origin.get(key, widest.get(key)))
+        for name, prop in (node.get("properties") or {}).items():
+            walk(prop, (origin.get("properties") or {}).get(name))
+        if "items" in node:
+            walk(node["items"], origin.get("items"))
+
+    walk(schema, source)
+
+
+def _widest_bounds(schema: t.Any) -> dict[str, int]:  # noqa: ANN401
+    found: dict[str, int] = {}
+    if isinstance(schema, dict):
+        if schema.get("format") == "x-singer.decimal":
+            for key in ("precision", "scale"):
+                if isinstance(schema.get(key), int):
+                    found[key] = max(found.get(key, 0), schema[key])
+        children = [*(schema.get("properties") or {}).values(), schema.get("items")]
+        for child in children:
+            for key, value in _widest_bounds(child).items():
+                found[key] = max(found.get(key, 0), value)
+    return found
 
 
 def payload_of(response: requests.Response) -> t.Any:  # noqa: ANN401

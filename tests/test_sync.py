@@ -128,3 +128,15 @@ def test_detail_gone_is_a_warning_not_a_crash(sandbox_factory) -> None:
     assert set(run.by_key("order_details", "pk")) == set(listed) - set(listed[2:4])
     assert len(run.records("orders")) == 12  # noqa: PLR2004
     assert run.stderr.count("Skipping an order that is gone") == 2  # noqa: PLR2004
+
+
+def test_schema_messages_keep_decimal_precision_and_scale(sandbox) -> None:
+    catalog = run_tap(None, args=("--discover",)).output_json()
+    for run in (run_tap(config_for(sandbox)), run_tap(config_for(sandbox), catalog=catalog)):
+        schemas = [m["schema"] for m in run.messages if m["type"] == "SCHEMA"]
+        assert len(schemas) == 3  # noqa: PLR2004  (one per stream, not one per page)
+        for schema in schemas:
+            text = json.dumps(schema)
+            decimals = text.count('"x-singer.decimal"')
+            assert decimals > 0
+            assert text.count('"precision": 28') == text.count('"scale": 8') == decimals

@@ -14,7 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_omnitron import settings, streams
-from tap_omnitron.client import Connection
+from tap_omnitron.client import Connection, restore_decimal_bounds
 from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
 
 if t.TYPE_CHECKING:
@@ -143,6 +143,16 @@ class TapOmnitron(Tap):
             streams.OrderItemsStream(self),
             streams.OrderDetailsStream(self),
         ]
+
+    @property
+    def catalog_dict(self) -> dict:
+        """The discovered catalog, with each decimal's precision and scale (see client)."""
+        catalog = super().catalog_dict
+        for entry in catalog.get("streams", []):
+            stream = self.streams.get(entry["tap_stream_id"])
+            if stream is not None:
+                restore_decimal_bounds(entry["schema"], stream.schema)
+        return catalog
 
     def sync_all(self) -> None:
         try:

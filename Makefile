@@ -1,0 +1,97 @@
+# tap-omnitron developer tasks. Needs only Python 3.10+ and make; everything else is installed here.
+#
+#   make venv     .venv: the tap in editable mode with its test extras
+#   make meltano  .venv-meltano (pinned Meltano) + `meltano install` of every plugin in meltano.yml
+#   make demo     sandbox API -> meltano run tap-omnitron target-duckdb -> summary table
+#   make test     the whole pytest suite (unit + tests/e2e against PostgreSQL, DuckDB, Snowflake types)
+#   make bench    scripts/bench.py
+#   make clean    remove venvs, Meltano's plugin installs and state, outputs and caches
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+MELTANO_VERSION ?= 4.4.1
+DEMO_ORDERS ?= 200
+DEMO_OUT ?= output
+DEMO_SANDBOX_ARGS ?=
+PYTEST_ARGS ?=
+
+VENV := .venv
+MVENV := .venv-meltano
+MELTANO := $(MVENV)/bin/meltano
+VENV_STAMP := $(VENV)/.installed
+MVENV_STAMP := $(MVENV)/.installed
+PLUGINS_STAMP := .meltano/.plugins-installed
+DUCKDB_PY := .meltano/loaders/target-duckdb/venv/bin/python
+DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
+
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv meltano demo test bench clean clean-data check-python
+
+help:
+	@sed -n '1,8p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (PYTHON=$(PYTHON))")'
+
+venv: $(VENV_STAMP)
+$(VENV_STAMP): pyproject.toml | check-python
+	$(PYTHON) -m venv $(VENV) || { echo "python -m venv failed (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $@
+
+# Meltano lives in its own venv: it pins SQLAlchemy<2.1, the tap's SDK does not.
+$(MVENV_STAMP): | check-python
+	$(PYTHON) -m venv $(MVENV) || { echo "python -m venv failed (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
+	$(MVENV)/bin/python -m pip install -q 'meltano==$(MELTANO_VERSION)'
+	touch $@
+
+# One venv per plugin under .meltano/ (Meltano uses uv for these). The tap is installed
+# editable (`pip_url: -e .`), so only dependency changes (pyproject.toml) need a reinstall.
+meltano: $(PLUGINS_STAMP)
+$(PLUGINS_STAMP): meltano.yml pyproject.toml $(MVENV_STAMP)
+	$(MELTANO) install
+	touch $@
+
+demo: $(VENV_STAMP) $(PLUGINS_STAMP)
+	@mkdir -p $(DEMO_OUT); tmp=$$(mktemp -d); sb_pid=""; \
+	cleanup() { if [ -n "$$sb_pid" ]; then kill "$$sb_pid" 2>/dev/null || true; wait "$$sb_pid" 2>/dev/null || true; fi; rm -rf "$$tmp"; }; \
+	trap cleanup EXIT; trap 'exit 130' INT TERM; \
+	second_run=""; [ -f $(DEMO_DB) ] && second_run=1; \
+	$(VENV)/bin/python -m tap_omnitron.sandbox --orders $(DEMO_ORDERS) --port 0 --port-file "$$tmp/port" \
+		$(DEMO_SANDBOX_ARGS) >"$$tmp/sandbox.json" 2>$(DEMO_OUT)/demo-sandbox.log & sb_pid=$$!; \
+	for _ in $$(seq 100); do [ -s "$$tmp/sandbox.json" ] && break; kill -0 $$sb_pid 2>/dev/null || break; sleep 0.1; done; \
+	[ -s "$$tmp/sandbox.json" ] || { echo "sandbox did not start:"; cat $(DEMO_OUT)/demo-sandbox.log; exit 1; }; \
+	export TAP_OMNITRON_BASE_URL=$$($(VENV)/bin/python -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$$tmp/sandbox.json"); \
+	export TAP_OMNITRON_API_TOKEN=$$($(VENV)/bin/python -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["api_token"])' "$$tmp/sandbox.json"); \
+	echo "sandbox: $(DEMO_ORDERS) orders at $$TAP_OMNITRON_BASE_URL"; \
+	if [ -n "$$second_run" ]; then \
+		$(VENV)/bin/python scripts/demo_report.py --mutate "$$TAP_OMNITRON_BASE_URL" --modify 5 --create 2; \
+	fi; \
+	started=$$(date +%Y-%m-%dT%H:%M:%S); t0=$$SECONDS; \
+	export TARGET_DUCKDB_FILEPATH=$(abspath $(DEMO_DB)); \
+	echo "meltano run tap-omnitron target-duckdb  (log: $(DEMO_OUT)/demo-meltano.log)"; \
+	if ! $(MELTANO) run tap-omnitron target-duckdb >$(DEMO_OUT)/demo-meltano.log 2>&1; then \
+		echo "meltano run failed; last lines of $(DEMO_OUT)/demo-meltano.log:"; tail -n 40 $(DEMO_OUT)/demo-meltano.log; exit 1; \
+	fi; \
+	echo "  done in $$((SECONDS - t0))s"; \
+	$(DUCKDB_PY) scripts/demo_report.py --db $(DEMO_DB) --since "$$started" \
+		--state "$$($(MELTANO) state get dev:tap-omnitron-to-target-duckdb 2>/dev/null || true)"
+
+test: $(VENV_STAMP) $(PLUGINS_STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV_STAMP)
+	$(VENV)/bin/python scripts/bench.py
+
+# Loaded data and Meltano state only (the demo starts from scratch again).
+clean-data:
+	rm -rf output .meltano/meltano.db
+
+clean:
+	rm -rf $(VENV) $(MVENV) .meltano output .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

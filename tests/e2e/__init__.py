@@ -1,0 +1,1 @@
+"""End-to-end tests: Meltano pipelines into PostgreSQL and DuckDB, Snowflake type mapping, the demo."""

@@ -14,7 +14,7 @@ import typing as t
 import requests
 from requests.auth import AuthBase
 
-from tap_omnitron.errors import SECRETS, AuthenticationError, OmnitronError, first_message
+from tap_omnitron.errors import SECRETS, AuthenticationError, OmnitronError, server_detail
 
 LOGIN_PATH = "/api/i1/auth/login/"
 _RETRIED = "X-Omnitron-Relogin"  # marks the one repeat of a request after a re-login
@@ -78,11 +78,14 @@ class OmnitronAuth(AuthBase):
         except requests.RequestException as exc:
             msg = f"login failed: could not reach {self._login_url} ({type(exc).__name__})"
             raise OmnitronError(msg) from None
-        body = _json_or_none(response)
         if response.status_code in {400, 401, 403}:
-            detail = first_message(body) or f"HTTP {response.status_code}"
+            detail = server_detail(response) or f"HTTP {response.status_code}"
             msg = f"login refused for username {self._username!r}: {detail}"
             raise AuthenticationError(msg)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         key = body.get("key") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(key, str) or not key:  # noqa: PLR2004
             msg = (
@@ -114,10 +117,3 @@ class OmnitronAuth(AuthBase):
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """Keeps the session's own auth (this class) off the login request."""
     return request
-
-
-def _json_or_none(response: requests.Response) -> t.Any:  # noqa: ANN401
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -20,7 +20,7 @@ from singer_sdk.helpers._util import utc_now
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
 from tap_omnitron.auth import OmnitronAuth
-from tap_omnitron.errors import AuthenticationError, NotFoundError, OmnitronError, first_message
+from tap_omnitron.errors import AuthenticationError, NotFoundError, OmnitronError, server_detail
 from tap_omnitron.records import decimal_plan, normalise_decimals, redact_secrets
 from tap_omnitron.retry import RetryPolicy
 
@@ -179,7 +179,7 @@ class OmnitronStream(RESTStream[int]):
         if status == 429 or status >= 500:  # noqa: PLR2004
             raise RetriableAPIError(f"HTTP {status} {_short_reason(response)}", response)
         if status == 401:  # noqa: PLR2004
-            detail = first_message(_json_or_none(response)) or "unauthorized"
+            detail = server_detail(response) or "unauthorized"
             hint = (
                 "the login key was refused even after logging in again"
                 if self.authenticator.can_login
@@ -192,7 +192,7 @@ class OmnitronStream(RESTStream[int]):
         if status == 404:  # noqa: PLR2004
             raise NotFoundError(f"{what} answered 404 (not found)")
         if status >= 400:  # noqa: PLR2004
-            detail = first_message(_json_or_none(response)) or _short_reason(response)
+            detail = server_detail(response) or _short_reason(response)
             raise OmnitronError(f"{what} answered HTTP {status}: {detail}")
         try:
             payload = decode_json(response.content)
@@ -314,13 +314,6 @@ def payload_of(response: requests.Response) -> t.Any:  # noqa: ANN401
 def _path_of(url: str | None) -> str:
     """The path of a URL, without its query (which may carry filters) or host."""
     return requests.utils.urlparse(url or "").path or "/"
-
-
-def _json_or_none(response: requests.Response) -> t.Any:  # noqa: ANN401
-    try:
-        return decode_json(response.content)
-    except msgspec.DecodeError:
-        return None
 
 
 def _content_type(response: requests.Response) -> str:

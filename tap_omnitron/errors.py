@@ -6,6 +6,8 @@ import logging
 import threading
 import typing as t
 
+import msgspec
+
 from singer_sdk.exceptions import FatalAPIError
 
 SCRUBBED = "***"
@@ -92,6 +94,15 @@ def _named_loggers() -> list[logging.Logger]:
         for logger in logging.Logger.manager.loggerDict.values()
         if isinstance(logger, logging.Logger) and logger.handlers
     ]
+
+
+def server_detail(response: t.Any) -> str | None:  # noqa: ANN401
+    """The first human message of an error response's body, if it is DRF-style JSON."""
+    try:
+        body = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        return None
+    return first_message(body)
 
 
 def first_message(body: t.Any) -> str | None:  # noqa: ANN401

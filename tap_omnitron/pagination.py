@@ -26,13 +26,28 @@ logger = logging.getLogger("tap-omnitron")
 MAX_REWINDS = 50  # a list that keeps shrinking is read to its end anyway, just not forever
 
 
+class ShrinkWatch:
+    """Tells whether a page's `count` is lower than the previous page's."""
+
+    def __init__(self) -> None:
+        self._count: int | None = None
+
+    def shrank(self, body: dict) -> bool:
+        count = body.get("count")
+        if not isinstance(count, int):
+            return False
+        shrank = self._count is not None and count < self._count
+        self._count = count
+        return shrank
+
+
 class NextPagePaginator(BaseAPIPaginator[int]):
     """Pages 1, 2, ... as long as the server answers with a `next` link."""
 
     def __init__(self, payload: t.Callable[[requests.Response], t.Any]) -> None:
         super().__init__(1)
         self._payload = payload
-        self._count: int | None = None
+        self._watch = ShrinkWatch()
         self._last_good = 0
         self.rewinds = 0
 
@@ -40,11 +55,8 @@ class NextPagePaginator(BaseAPIPaginator[int]):
         if response.status_code == 404:  # noqa: PLR2004  (the promised page vanished)
             return self._rewind(self._last_good, "a listed page no longer exists")
         body = self._payload(response)
-        count = body.get("count")
-        shrunk = isinstance(count, int) and self._count is not None and count < self._count
-        self._count = count if isinstance(count, int) else self._count
         self._last_good = self.current_value
-        if shrunk and self.current_value > 1:
+        if self._watch.shrank(body) and self.current_value > 1:
             return self._rewind(self.current_value - 1, "the order list shrank")
         return next_page_number(body.get("next"), self.current_value)
 
@@ -55,6 +67,12 @@ class NextPagePaginator(BaseAPIPaginator[int]):
         self.rewinds += 1
         logger.info("%s while paging: reading page %d again", why, page)
         return page
+
+
+def page_number(url: str) -> int:
+    """The `page` a list URL asks for (1 when it names none)."""
+    pages = parse_qs(urlsplit(url).query).get("page")
+    return int(pages[0]) if pages and pages[0].isdigit() else 1
 
 
 def next_page_number(next_url: t.Any, current: int) -> int | None:  # noqa: ANN401

@@ -7,14 +7,14 @@ import email.utils
 import logging
 import typing as t
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from singer_sdk.pagination import SinglePagePaginator
 
 from tap_omnitron.client import OmnitronStream, payload_of
 from tap_omnitron.errors import NotFoundError
-from tap_omnitron.pagination import NextPagePaginator
+from tap_omnitron.pagination import NextPagePaginator, ShrinkWatch, page_number
 from tap_omnitron.records import utc_timestamp
 
 if t.TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Resume:
     since: str | None
     signpost: str | None = None
     after_id: int = 0
-    _count: int | None = None
+    _watch: ShrinkWatch = field(default_factory=ShrinkWatch)
     _sorted: bool = True
 
     @classmethod
@@ -58,9 +58,7 @@ class Resume:
         rows it finds there are not covered until then.
         """
         ids = [r.get("id") for r in body.get("results", []) if isinstance(r.get("id"), int)]
-        count = body.get("count")
-        shrank = isinstance(count, int) and self._count is not None and count < self._count
-        self._count = count if isinstance(count, int) else self._count
+        shrank = self._watch.shrank(body)
         if ids != sorted(ids) and self._sorted:
             self._sorted = False
             logger.warning("The server ignored sort=id: an interrupted sync restarts from scratch.")
@@ -69,8 +67,8 @@ class Resume:
 
     def save(self, stream_state: dict) -> None:
         if self._sorted:
-            fields = asdict(self)
-            stream_state[self.KEY] = {k: v for k, v in fields.items() if not k.startswith("_")}
+            saved = {"since": self.since, "signpost": self.signpost, "after_id": self.after_id}
+            stream_state[self.KEY] = saved
 
     @classmethod
     def clear(cls, stream_state: dict) -> None:
@@ -97,6 +95,7 @@ class OrdersStream(OmnitronStream):
         self._warned_filter = False
         self._clamped = False
         self._older = 0
+        self._filter_since: str | None = None  # the sync's lower bound, fixed at its start
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
         params: dict[str, t.Any] = {
@@ -104,8 +103,8 @@ class OrdersStream(OmnitronStream):
             "limit": self.config.get("page_size", 100),
             "sort": "id",
         }
-        if since := self._since(context):
-            params["modified_date__gte"] = since
+        if self._filter_since:
+            params["modified_date__gte"] = self._filter_since
         return params
 
     def get_new_paginator(self) -> NextPagePaginator:
@@ -118,10 +117,11 @@ class OrdersStream(OmnitronStream):
 
     def tolerate_404(self, response: requests.Response) -> bool:
         """A later page may vanish when orders are deleted mid-sync: the paginator copes."""
-        return "page=1&" not in f"{response.url}&" and "page=" in response.url
+        return page_number(response.url or "") > 1
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         resume = Resume.load(self.stream_state, self._since(context))
+        self._filter_since = resume.since
         # The SDK warns that unsorted streams cannot resume; this one can, through Resume.
         self.stream_state.setdefault(
             "progress_markers", {"Note": "Bookmark pending; an interruption resumes from 'resume'."}

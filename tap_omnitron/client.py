@@ -114,6 +114,10 @@ class OmnitronStream(RESTStream[int]):
 
     schema = StreamSchema(SchemaDirectory(_schema_dir()))
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unknown_reported: set[str] = set()  # property names already warned about
+
     @property
     def url_base(self) -> str:
         return self._tap.base_url + API_PATH
@@ -257,7 +261,6 @@ class OmnitronStream(RESTStream[int]):
 
     @cached_property
     def _known_properties(self) -> frozenset[str]:
-        self._unknown_reported: set[str] = set()
         return frozenset(self.effective_schema.get("properties", {}))
 
     @cached_property

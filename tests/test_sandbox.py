@@ -56,20 +56,13 @@ class Api:
 
 
 @pytest.fixture
-def make_sandbox():
-    started: list[Sandbox] = []
+def make_sandbox(sandbox_factory):
+    """The shared factory (tests/conftest.py) with this file's fixed data."""
 
     def make(**kw) -> Sandbox:
-        kw.setdefault("orders", 37)
-        kw.setdefault("seed", 1)
-        kw.setdefault("now", NOW)
-        sb = Sandbox(**kw).start()
-        started.append(sb)
-        return sb
+        return sandbox_factory(**{"orders": 37, "seed": 1, "now": NOW, **kw})
 
-    yield make
-    for sb in started:
-        sb.stop()
+    return make
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gzip
 import json
 import os
 import random
@@ -10,6 +12,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -17,7 +20,7 @@ import traceback
 from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .data import STATUSES, Store, dumps, parse_iso
@@ -87,6 +90,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request, client_address):  # type: ignore[override]
         with self._conns_lock:
             self._conns.add(request)
+            self.sandbox.connections_accepted += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request):  # type: ignore[override]
@@ -117,6 +121,10 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections are closed after this many seconds
     server: _Server
 
+    def setup(self) -> None:
+        self.timeout = self.server.sandbox.keepalive_timeout or self.timeout
+        super().setup()
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
@@ -138,14 +146,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------
     def _send(self, status: int, body: bytes, ctype: str = JSON, headers: Iterable[tuple[str, Any]] = ()) -> None:
+        sb = self.server.sandbox
         head = [f"HTTP/1.1 {status} {_REASONS[status]}", "Server: nginx", f"Date: {_http_date()}",
-                f"Content-Type: {ctype}", f"Content-Length: {len(body)}"]
+                f"Content-Type: {ctype}"]
+        if sb.gzip and ctype == JSON and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)  # like nginx's gzip_types application/json
+            head.append("Content-Encoding: gzip")
+        head.append(f"Content-Length: {len(body)}")
         head.extend(f"{k}: {v}" for k, v in headers)
+        self._served = getattr(self, "_served", 0) + 1
+        if sb.keepalive_requests and self._served >= sb.keepalive_requests:
+            self.close_connection = True  # like nginx's keepalive_requests
         if self.close_connection:
             head.append("Connection: close")
         head.append("\r\n")
         self.wfile.write("\r\n".join(head).encode("latin-1") + body)
-        if self.server.sandbox.verbose:
+        if sb.log_requests:
+            sb._log(self.command, self.path, status)
+        if sb.verbose:
             self.log_request(status, len(body))
 
     def _json(self, status: int, obj: Any, headers: Iterable[tuple[str, Any]] = ()) -> None:
@@ -182,6 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- the Omnitron API -----------------------------------------------------------
     def _serve_api(self, sb: "Sandbox", method: str, path: str, query: str, body: bytes) -> None:
         sb._count(path)
+        with sb._in_flight():
+            self._answer_api(sb, method, path, query, body)
+
+    def _answer_api(self, sb: "Sandbox", method: str, path: str, query: str, body: bytes) -> None:
         if sb.latency_ms:
             time.sleep(sb.latency_ms / 1000.0)
         m = _API.match(path)
@@ -194,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method != "POST":
                 return self._not_allowed(method, "POST, OPTIONS")
             return self._login(sb, body)
-        fault = sb._draw_fault()
+        fault = sb._planned_fault(path) or sb._draw_fault()
         if fault is not None and fault != "truncated":
             return self._fault(sb, fault)
         if fault == "truncated":
@@ -425,6 +447,12 @@ class Sandbox:
         mutate_between_pages: Callable[["Sandbox", int], Any] | None = None,
         mutate_every_page: dict[str, int] | None = None,
         missing_details: Iterable[int] = (),
+        fault_plan: dict[str, Iterable[str]] | None = None,
+        keepalive_requests: int = 0,
+        keepalive_timeout: float = 0,
+        gzip: bool = False,
+        tls: tuple[str, str] | None = None,
+        log_requests: bool = False,
         now: datetime | None = None,
         verbose: bool = False,
     ) -> None:
@@ -440,6 +468,16 @@ class Sandbox:
         self.on_list_page = on_list_page or mutate_between_pages
         self.mutate_every_page = dict(mutate_every_page or {})
         self.missing_details = set(missing_details)
+        # path -> fault kinds served, in turn, to its next requests (then back to normal)
+        self.fault_plan = {path: list(_normalise_kinds(kinds)) for path, kinds in (fault_plan or {}).items()}
+        self.keepalive_requests = keepalive_requests  # close a connection after this many answers
+        self.keepalive_timeout = keepalive_timeout  # close, silently, one idle this long (seconds)
+        self.gzip = gzip  # compress JSON when the client accepts gzip
+        self.tls = tls  # (certificate file, key file): serve https
+        self.log_requests = log_requests
+        self.request_log: list[tuple[float, str, str, int]] = []  # (monotonic, method, path, status)
+        self.connections_accepted = 0
+        self.in_flight = self.max_in_flight = 0  # API requests being answered at once
         self.verbose = verbose
         self._tokens: dict[str, int | None] = {}
         self._stats_lock = threading.Lock()
@@ -458,6 +496,11 @@ class Sandbox:
     def start(self) -> "Sandbox":
         if self._httpd is None:
             self._httpd = _Server((self.host, self._port), self)
+            if self.tls:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(*self.tls)
+                self._httpd.socket = context.wrap_socket(
+                    self._httpd.socket, server_side=True, do_handshake_on_connect=False)
             self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                             name=f"omnitron-sandbox-{self.port}", daemon=True)
             self._thread.start()
@@ -487,7 +530,7 @@ class Sandbox:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("Sandbox is not started")
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     # -- data -----------------------------------------------------------------------
     def modify(self, ids: Iterable[int] | None = None, count: int = 3) -> list[int]:
@@ -589,6 +632,29 @@ class Sandbox:
             self.faults_injected += 1
             return self._fault_rng.choice(self.fault_kinds)
 
+    def _planned_fault(self, path: str) -> str | None:
+        with self._stats_lock:
+            planned = self.fault_plan.get(path)
+            if not planned:
+                return None
+            self.faults_injected += 1
+            return planned.pop(0)
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        with self._stats_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._stats_lock:
+                self.in_flight -= 1
+
+    def _log(self, method: str, path: str, status: int) -> None:
+        with self._stats_lock:
+            self.request_log.append((time.monotonic(), method, path, status))
+
     def _count(self, path: str) -> None:
         with self._stats_lock:
             self.request_count += 1
@@ -601,13 +667,14 @@ class Sandbox:
 
     def reset_stats(self) -> None:
         with self._stats_lock:
-            self.request_count = self.faults_injected = 0
+            self.request_count = self.faults_injected = self.max_in_flight = 0
             self._by_path.clear()
 
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
             return {"requests": self.request_count, "by_path": dict(self._by_path),
-                    "orders": len(self.store.records), "faults_injected": self.faults_injected}
+                    "orders": len(self.store.records), "faults_injected": self.faults_injected,
+                    "connections": self.connections_accepted, "max_in_flight": self.max_in_flight}
 
 
 # -- CLI -------------------------------------------------------------------------------------
@@ -642,6 +709,13 @@ def _parser() -> argparse.ArgumentParser:
       help='mutate before every list page, e.g. \'{"modify": 1, "create": 1, "delete": 0}\'')
     a("--missing-details", default="", metavar="IDS",
       help="comma list of order ids whose detailed view answers 404 although they are listed")
+    a("--keepalive-requests", type=int, default=0, metavar="N",
+      help="close each connection after N answers, like nginx's keepalive_requests (default: never)")
+    a("--keepalive-timeout", type=float, default=0, metavar="S",
+      help="close idle connections after S seconds without a word, like nginx (default 120)")
+    a("--gzip", action="store_true", help="gzip JSON answers for clients that accept it")
+    a("--tls-cert", help="serve https with this certificate (PEM); needs --tls-key")
+    a("--tls-key", help="the private key (PEM) of --tls-cert")
     a("--verbose", action="store_true", help="log every request to stderr")
     return p
 
@@ -656,6 +730,8 @@ def main(argv: list[str] | None = None) -> int:
         token_ttl_requests=args.token_ttl_requests, fault_rate=args.fault_rate, fault_kinds=args.fault_kinds,
         retry_after=args.retry_after, mutate_every_page=args.mutate_every_page,
         missing_details=[int(i) for i in args.missing_details.split(",") if i.strip()],
+        keepalive_requests=args.keepalive_requests, keepalive_timeout=args.keepalive_timeout, gzip=args.gzip,
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
         now=parse_iso(args.now) if args.now else None, verbose=args.verbose,
     )
     stop = threading.Event()

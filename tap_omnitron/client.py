@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import itertools
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 
 import msgspec
 import requests
-from requests.adapters import HTTPAdapter
 from singer_sdk import RESTStream
 from singer_sdk import singerlib as singer
 from singer_sdk.exceptions import RetriableAPIError
@@ -19,19 +17,17 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
-from tap_omnitron.auth import OmnitronAuth
+from tap_omnitron.connection import REQUEST_TIMEOUT
 from tap_omnitron.errors import AuthenticationError, NotFoundError, OmnitronError, server_detail
 from tap_omnitron.records import decimal_plan, normalise_decimals, redact_secrets
-from tap_omnitron.retry import RetryPolicy
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-_T = t.TypeVar("_T")
-_R = t.TypeVar("_R")
+    from tap_omnitron.auth import OmnitronAuth
+    from tap_omnitron.connection import Connection
 
 API_PATH = "/api/i1"
-REQUEST_TIMEOUT = 60  # seconds; a hung server is a transient fault, retried
 
 
 def _schema_dir() -> Path:
@@ -46,67 +42,6 @@ _decoder = msgspec.json.Decoder(float_hook=Decimal)
 def decode_json(content: bytes) -> t.Any:  # noqa: ANN401
     """Parse JSON with every non-integer number as `Decimal`: money never meets a float."""
     return _decoder.decode(content)
-
-
-class Connection:
-    """What all streams share: one keep-alive pool, one login, one retry budget."""
-
-    def __init__(self, config: t.Mapping[str, t.Any], base_url: str) -> None:
-        self.base_url = base_url
-        self.session = requests.Session()
-        workers = int(config.get("max_concurrency") or 1)
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(workers, 2) + 2)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        # requests re-reads proxy settings from the environment on every request (about
-        # 14% of the tap's CPU when profiled): read them once, here, instead.
-        self.session.proxies.update(requests.utils.get_environ_proxies(base_url))
-        self.session.verify = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        )
-        self.session.trust_env = False
-        self.session.headers["Accept"] = "application/json"
-        self.auth = OmnitronAuth(
-            base_url=base_url,
-            session=self.session,
-            api_token=config.get("api_token"),
-            username=config.get("username"),
-            password=config.get("password"),
-            timeout=REQUEST_TIMEOUT,
-        )
-        self.retry = RetryPolicy(max_retries=int(config.get("max_retries", 5)))
-        self.workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-
-    def map(self, func: t.Callable[[_T], _R], items: list[_T]) -> t.Iterator[_R]:
-        """`func` over `items` on up to `max_concurrency` threads, results in input order.
-
-        The SDK syncs one request at a time; detail requests are the slow part of a sync
-        and independent of each other. Callers pass one page at a time, which bounds both
-        the requests in flight and the memory held.
-        """
-        if self.workers <= 1 or len(items) <= 1:
-            return map(func, items)
-        return self._executor().map(func, items)
-
-    def submit(self, func: t.Callable[..., _R], *args: t.Any) -> t.Callable[[], _R]:
-        """Start `func(*args)` in the background; call the result to wait for its value.
-
-        With `max_concurrency: 1` nothing runs ahead: the call happens when waited for.
-        """
-        if self.workers <= 1:
-            return lambda: func(*args)
-        return self._executor().submit(func, *args).result
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="omnitron")
-        return self._pool
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-        self.session.close()
 
 
 class OmnitronStream(RESTStream[int]):
@@ -127,12 +62,16 @@ class OmnitronStream(RESTStream[int]):
         return self._tap.connection
 
     @property
-    def requests_session(self) -> requests.Session:
-        return self.connection.session
-
-    @property
     def authenticator(self) -> OmnitronAuth:
         return self.connection.auth
+
+    @property
+    def http_headers(self) -> dict:
+        return dict(self.connection.headers)
+
+    @property
+    def user_agent(self) -> str:
+        return self.connection.headers["User-Agent"]
 
     @property
     def timeout(self) -> int:
@@ -146,23 +85,54 @@ class OmnitronStream(RESTStream[int]):
         """Retries with the tap's own policy instead of the SDK's slow default backoff."""
 
         def send(prepared: requests.PreparedRequest, context: Context | None) -> t.Any:  # noqa: ANN401
-            what = f"{prepared.method} {_path_of(prepared.url)}"
-            return self.connection.retry.call(lambda: func(prepared, context), what)
+            return self.connection.retry.call(lambda: func(prepared, context), _what(prepared))
 
         return send
 
-    def request_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
-        """Each validated page response in turn (the SDK's loop hides page boundaries).
+    def _request(
+        self, prepared: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        """The SDK's request, sent through the tap's connection (see `transport`)."""
+        return self._checked(self.connection.send(prepared), context)
 
-        The next page is requested as soon as this one has arrived, so that its round
-        trip overlaps the work on this one.
+    def start_request(
+        self, prepared: requests.PreparedRequest, context: Context | None
+    ) -> t.Callable[[], requests.Response]:
+        """Send `prepared` now; the result reads, checks and if need be retries its answer.
+
+        The first attempt is the one in flight; retries are sent one at a time.
+        """
+        first = self.connection.start(prepared)
+        attempts = itertools.chain((first,), itertools.repeat(lambda: self.connection.send(prepared)))
+
+        def response() -> requests.Response:
+            return self.connection.retry.call(
+                lambda: self._checked(next(attempts)(), context), _what(prepared)
+            )
+
+        return response
+
+    def _checked(self, response: requests.Response, context: Context | None) -> requests.Response:
+        self._write_request_duration_log(
+            endpoint=self.path, response=response, context=context, extra_tags=None
+        )
+        self.validate_response(response)
+        return response
+
+    def request_pages(self, context: Context | None) -> t.Iterator[requests.Response]:
+        """Each checked page response in turn (the SDK's loop hides page boundaries).
+
+        With `max_concurrency` above 1, the next page is requested as soon as this one has
+        arrived, so that its round trip overlaps the work on this one.
         """
         paginator = self.get_new_paginator()
-        send = self.request_decorator(self._request)
+        ahead = self.connection.max_in_flight > 1
 
         def request_next() -> t.Callable[[], requests.Response]:
-            prepared = self._prepare_request(context=context, page=paginator)
-            return self.connection.submit(send, prepared, context)
+            def start() -> t.Callable[[], requests.Response]:
+                return self.start_request(self._prepare_request(context=context, page=paginator), context)
+
+            return start() if ahead else lambda: start()()
 
         with self.get_http_request_counter() as counter:
             counter.with_context(context)
@@ -312,6 +282,10 @@ def _widest_bounds(schema: t.Any) -> dict[str, int]:  # noqa: ANN401
 
 def payload_of(response: requests.Response) -> t.Any:  # noqa: ANN401
     return getattr(response, "omnitron_payload", None)
+
+
+def _what(request: requests.PreparedRequest) -> str:
+    return f"{request.method} {_path_of(request.url)}"
 
 
 def _path_of(url: str | None) -> str:

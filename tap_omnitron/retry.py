@@ -2,8 +2,9 @@
 
 The SDK's default backoff (2, 4, 8, 16 s ...) turned a 237-order sync with about 15%
 faults into a 90-second run. Transient faults from proxies are short, so retries start
-at a fraction of a second; when the server asks for a pause (429, `Retry-After`), every
-worker thread pauses, not only the one that was told.
+at a fraction of a second. When the server asks for a pause (429, `Retry-After`), the
+tap waits as long as asked; it sends every request from one thread (see `transport`), so
+the pause holds back every request, not only the repeat of the one told.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
-import threading
 import time
 import typing as t
 
@@ -35,35 +35,16 @@ MAX_DELAY = 8.0
 MAX_RETRY_AFTER = 300.0  # a longer pause is a failure worth reporting, not a hang
 
 
-class Throttle:
-    """A pause shared by every request of the tap."""
-
-    def __init__(self) -> None:
-        self._until = 0.0
-        self._lock = threading.Lock()
-
-    def hold(self, seconds: float) -> None:
-        with self._lock:
-            self._until = max(self._until, time.monotonic() + seconds)
-
-    def wait(self) -> None:
-        while (delay := self._until - time.monotonic()) > 0:
-            time.sleep(delay)
-
-
 class RetryPolicy:
     """Runs one request with bounded retries; gives up with one clear line."""
 
-    def __init__(self, max_retries: int, throttle: Throttle | None = None) -> None:
+    def __init__(self, max_retries: int) -> None:
         self.max_retries = max_retries
-        self.throttle = throttle or Throttle()
         self.retries = 0  # counted for the benchmark and the tests
-        self._count_lock = threading.Lock()
 
     def call(self, send: t.Callable[[], requests.Response], what: str) -> requests.Response:
         attempt = 0
         while True:
-            self.throttle.wait()
             try:
                 return send()
             except TRANSIENT as exc:
@@ -73,8 +54,7 @@ class RetryPolicy:
                     msg = f"{what}: gave up after {tries}; last error: {describe(exc)}"
                     raise OmnitronError(msg) from None
                 delay = self._delay(exc, attempt)
-                with self._count_lock:
-                    self.retries += 1
+                self.retries += 1
                 logger.warning(
                     "%s: %s; retry %d of %d in %.2fs",
                     what, describe(exc), attempt, self.max_retries, delay,
@@ -87,9 +67,8 @@ class RetryPolicy:
             if hint > MAX_RETRY_AFTER:
                 msg = f"the server asked to wait {hint:.0f}s before retrying (Retry-After)"
                 raise OmnitronError(msg)
-            self.throttle.hold(hint)
             return hint
-        # "Full jitter" exponential backoff: spreads the workers' retries apart.
+        # "Full jitter" exponential backoff: clients that failed together retry apart.
         return random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** attempt))  # noqa: S311
 
 

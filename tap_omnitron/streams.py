@@ -9,8 +9,7 @@ import typing as t
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
-
-from singer_sdk.pagination import SinglePagePaginator
+from urllib.parse import quote
 
 from tap_omnitron.client import OmnitronStream, payload_of
 from tap_omnitron.errors import NotFoundError
@@ -256,7 +255,12 @@ class OrderItemsStream(_OrderChild):
 
 
 class OrderDetailsStream(_OrderChild):
-    """One fully expanded order per request, fetched concurrently for a page of orders."""
+    """One fully expanded order per request, `max_concurrency` requests in flight.
+
+    Requests are started in the order of the orders and read in that order, so the output
+    is the same whatever the setting. The next page's requests start while this page's
+    answers are read, so the connections never wait for the orders to be written.
+    """
 
     name = "order_details"
     path = "/orders_integration/{order_id}/detailed_integration/"
@@ -267,7 +271,9 @@ class OrderDetailsStream(_OrderChild):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pending: deque[Iterator[dict | None]] = deque()  # one entry per page, in order
+        self._waiting: deque[int] = deque()  # orders whose request is not sent yet
+        self._in_flight: deque[t.Callable[[], requests.Response]] = deque()
+        self._page_sizes: deque[int] = deque()  # orders per page, in order
 
     def check_payload(self, payload: t.Any) -> str | None:  # noqa: ANN401
         if not isinstance(payload, dict) or "pk" not in payload:
@@ -275,28 +281,29 @@ class OrderDetailsStream(_OrderChild):
         return None
 
     def page_ready(self, page: list[dict]) -> None:
-        """Start the page's detail requests now, so they run while the orders are written."""
-        if not self.selected:
-            return
-        send = self.request_decorator(self._request)
+        if self.selected:
+            self._waiting.extend(order["id"] for order in page)
+            self._page_sizes.append(len(page))
+            if self.connection.max_in_flight > 1:  # else nothing runs ahead of the list
+                self._start_more()
 
-        def fetch(prepared: requests.PreparedRequest) -> dict | None:
-            try:
-                return payload_of(send(prepared, None))
-            except NotFoundError as exc:
-                self.logger.warning("Skipping an order that is gone: %s", exc)
-                return None
-
-        requests_ = [
-            self._prepare_request(context={"order_id": order["id"]}, page=SinglePagePaginator())
-            for order in page
-        ]
-        self._pending.append(self.connection.map(fetch, requests_))
+    def _start_more(self) -> None:
+        while self._waiting and len(self._in_flight) < self.connection.max_in_flight:
+            order_id = quote(str(self._waiting.popleft()), safe="")
+            request = self.connection.get(self.url_base + self.path.format(order_id=order_id))
+            self._in_flight.append(self.start_request(request, None))
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        details = self._pending.popleft()
         with self.get_http_request_counter() as counter:
-            for detail in details:
+            for _ in range(self._page_sizes.popleft()):
+                self._start_more()
+                response = self._in_flight.popleft()
+                try:
+                    detail = payload_of(response())
+                except NotFoundError as exc:
+                    self.logger.warning("Skipping an order that is gone: %s", exc)
+                    detail = None
+                self._start_more()  # a connection is free again: keep every one busy
                 counter.increment()
                 if detail is not None:
                     yield self.prepare(detail)

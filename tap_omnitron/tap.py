@@ -14,7 +14,8 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_omnitron import settings, streams
-from tap_omnitron.client import Connection, restore_decimal_bounds
+from tap_omnitron.client import restore_decimal_bounds
+from tap_omnitron.connection import Connection
 from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
 
 if t.TYPE_CHECKING:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,9 @@ def run_tap(
     catalog: dict | None = None,
     args: tuple[str, ...] = (),
     timeout: float = TIMEOUT,
+    env: dict[str, str] | None = None,
 ) -> TapRun:
+    """Run the tap; `env` adds to (or, with "", blanks) variables of this environment."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "tap_omnitron", *args]
         for flag, content in (("--config", config), ("--state", state), ("--catalog", catalog)):
@@ -71,7 +74,12 @@ def run_tap(
                 path.write_text(json.dumps(content))
                 command += [flag, str(path)]
         done = subprocess.run(  # noqa: S603
-            command, capture_output=True, text=True, timeout=timeout, check=False
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, **(env or {})},
         )
     messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"type"')]
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
@@ -93,7 +101,6 @@ def run_tap_killed(config: dict, *, state: dict | None, after_records: int) -> T
 
     Only complete lines count, as a target reading the pipe would see them.
     """
-    import os
     import signal
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import threading
 import time
 
 import pytest
@@ -115,33 +114,6 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     in_two_seconds = email.utils.formatdate(time.time() + 2, usegmt=True)
     assert 0 < retry_after(with_header(in_two_seconds)) <= 2  # noqa: PLR2004
     assert retry_after(with_header("soon")) is None
-
-
-def test_a_429_pauses_every_worker_not_only_the_one_told() -> None:
-    policy = RetryPolicy(max_retries=2)
-    throttled = fake_response(429, b"{}", {"Retry-After": "1"})
-    calls: list[float] = []
-
-    def told_to_wait() -> requests.Response:
-        calls.append(time.monotonic())
-        if len(calls) == 1:
-            raise RetriableAPIError("HTTP 429", throttled)
-        return throttled
-
-    def other_worker() -> requests.Response:
-        other.append(time.monotonic())
-        return throttled
-
-    other: list[float] = []
-    started = time.monotonic()
-    first = threading.Thread(target=policy.call, args=(told_to_wait, "GET /a/"))
-    first.start()
-    time.sleep(0.2)
-    policy.call(other_worker, "GET /b/")
-    first.join()
-    assert other[0] - started >= 0.95  # noqa: PLR2004  (waited for the shared pause)
-    assert calls[1] - calls[0] >= 0.95  # noqa: PLR2004
-    assert policy.retries == 1
 
 
 def test_a_huge_retry_after_is_an_error_not_a_hang() -> None:

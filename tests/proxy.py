@@ -1,0 +1,117 @@
+"""A forward proxy for the tests, as a company network has one: CONNECT for https, and
+absolute-URI requests for plain http. It counts what it relays and demands credentials."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import selectors
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "upgrade"}
+
+
+class Proxy:
+    def __init__(self, user: str = "proxy-user", password: str = "proxy-secret-pw") -> None:
+        self.user, self.password = user, password
+        self.tunnels = 0  # CONNECT requests accepted
+        self.forwarded = 0  # plain http requests relayed
+        self.refused = 0  # requests without the right Proxy-Authorization
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.user}:{self.password}@127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> Proxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def authorized(self, header: str | None) -> bool:
+        expected = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        ok = header == f"Basic {expected}"
+        if not ok:
+            with self._lock:
+                self.refused += 1
+        return ok
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+
+
+def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _refuse(self) -> bool:
+            if proxy.authorized(self.headers.get("Proxy-Authorization")):
+                return False
+            self.send_response(407)
+            self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
+        def do_CONNECT(self) -> None:  # noqa: N802
+            if self._refuse():
+                return
+            host, _, port = self.path.rpartition(":")
+            upstream = socket.create_connection((host, int(port)), timeout=30)
+            proxy.count("tunnels")
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            self.wfile.flush()
+            _relay(self.connection, upstream)
+            self.close_connection = True
+
+        def _forward(self) -> None:
+            if self._refuse():
+                return
+            target = urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            path = target.path + (f"?{target.query}" if target.query else "")
+            upstream.request(self.command, path, body=body or None, headers=headers)
+            answer = upstream.getresponse()
+            content = answer.read()
+            upstream.close()
+            proxy.count("forwarded")
+            self.send_response(answer.status, answer.reason)
+            for key, value in answer.getheaders():
+                if key.lower() not in _HOP_BY_HOP | {"content-length", "transfer-encoding"}:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _forward  # noqa: N815
+
+    return Handler
+
+
+def _relay(client: socket.socket, upstream: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    with selectors.DefaultSelector() as selector, upstream:
+        selector.register(client, selectors.EVENT_READ, upstream)
+        selector.register(upstream, selectors.EVENT_READ, client)
+        while True:
+            for key, _ in selector.select(timeout=30):
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                if not data:
+                    return
+                key.data.sendall(data)

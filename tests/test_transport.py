@@ -1,0 +1,168 @@
+"""The HTTP a company network needs: TLS with a private CA, proxies, keep-alive, gzip, pauses."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from conftest import config_for
+from helpers import run_tap
+from proxy import Proxy
+from tap_omnitron.transport import Transport
+
+def proxy_env(http: str = "", https: str = "", no_proxy: str = "", **more: str) -> dict[str, str]:
+    """Proxy variables in both spellings (the lower-case one wins), nothing inherited."""
+    values = {"http_proxy": http, "https_proxy": https, "no_proxy": no_proxy}
+    return {**values, **{k.upper(): v for k, v in values.items()}, **more}
+
+
+NO_PROXY_ENV = proxy_env()
+DETAIL = "/api/i1/orders_integration/{}/detailed_integration/"
+
+
+def by_stream(run) -> dict[str, dict]:
+    return {
+        "orders": run.by_key("orders", "id"),
+        "order_items": run.by_key("order_items", "id"),
+        "order_details": run.by_key("order_details", "pk"),
+    }
+
+
+@pytest.fixture
+def proxy():
+    started = Proxy().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def clean(sandbox_factory) -> dict:
+    """What a plain sync of the standard test shop gives, to compare others against."""
+    run = run_tap(config_for(sandbox_factory(orders=23)), env=NO_PROXY_ENV)
+    assert run.returncode == 0, run.stderr
+    return by_stream(run)
+
+
+def test_https_with_a_private_ca(sandbox_factory, tls_files, clean) -> None:
+    sandbox = sandbox_factory(orders=23, tls=tls_files)
+    assert sandbox.url.startswith("https://")
+    run = run_tap(config_for(sandbox), env=proxy_env(REQUESTS_CA_BUNDLE=tls_files[0]))
+    assert run.returncode == 0, run.stderr
+    assert by_stream(run) == clean
+
+
+def test_an_untrusted_certificate_is_one_clear_line_and_no_retries(sandbox_factory, tls_files) -> None:
+    sandbox = sandbox_factory(orders=5, tls=tls_files)
+    run = run_tap(config_for(sandbox), env=proxy_env(REQUESTS_CA_BUNDLE=""))
+    assert run.returncode == 1
+    assert len(run.error_lines) == 1, run.stderr
+    assert "the TLS certificate of 127.0.0.1 was not accepted" in run.error_lines[0]
+    assert "REQUESTS_CA_BUNDLE" in run.error_lines[0]
+    assert "retry" not in run.stderr
+    assert sandbox.request_count == 0
+    assert not run.records("orders")
+
+
+def test_plain_http_through_a_proxy_that_wants_credentials(sandbox, proxy, clean) -> None:
+    run = run_tap(config_for(sandbox), env=proxy_env(http=proxy.url))
+    assert run.returncode == 0, run.stderr
+    assert by_stream(run) == clean
+    assert proxy.forwarded == sandbox.request_count > 23  # noqa: PLR2004  (all of them)
+    assert proxy.refused == 0
+    assert proxy.password not in run.stdout + run.stderr
+
+
+def test_https_through_a_proxy_tunnel(sandbox_factory, tls_files, proxy, clean) -> None:
+    sandbox = sandbox_factory(orders=23, tls=tls_files)
+    env = proxy_env(https=proxy.url, REQUESTS_CA_BUNDLE=tls_files[0])
+    run = run_tap(config_for(sandbox, max_concurrency=4), env=env)
+    assert run.returncode == 0, run.stderr
+    assert by_stream(run) == clean
+    assert 1 <= proxy.tunnels <= 4 + 1  # noqa: PLR2004  (kept alive: one per connection)
+    assert proxy.refused == 0
+
+
+def test_no_proxy_is_honoured(sandbox, proxy) -> None:
+    env = proxy_env(http=proxy.url, no_proxy="127.0.0.1")
+    run = run_tap(config_for(sandbox), env=env)
+    assert run.returncode == 0, run.stderr
+    assert proxy.forwarded == proxy.tunnels == 0
+
+
+def test_an_unsupported_proxy_is_named(sandbox) -> None:
+    env = proxy_env(http="socks5://127.0.0.1:1080")
+    run = run_tap(config_for(sandbox), env=env)
+    assert run.returncode == 1
+    assert run.error_lines == [
+        "tap-omnitron: error: only http:// proxies are supported (the environment names "
+        f"socks5://127.0.0.1 for {sandbox.url})"
+    ]
+
+
+def test_connections_are_kept_alive_and_pooled(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=60, latency_ms=2)
+    run = run_tap(config_for(sandbox, max_concurrency=4, page_size=20), env=NO_PROXY_ENV)
+    assert run.returncode == 0, run.stderr
+    assert sandbox.request_count == 60 + 3  # noqa: PLR2004
+    assert sandbox.connections_accepted <= 4 + 1  # noqa: PLR2004  (details, and the next list page)
+
+
+def test_connections_the_server_closes_are_replaced_quietly(sandbox_factory, clean) -> None:
+    sandbox = sandbox_factory(orders=23, keepalive_requests=3)
+    run = run_tap(config_for(sandbox, max_concurrency=4), env=NO_PROXY_ENV)
+    assert run.returncode == 0, run.stderr
+    assert by_stream(run) == clean
+    assert "retry" not in run.stderr
+    assert sandbox.connections_accepted >= sandbox.request_count // 3
+
+
+def test_a_connection_closed_while_idle_is_not_reused(sandbox_factory) -> None:
+    """nginx and load balancers close idle keep-alive connections without a word."""
+    sandbox = sandbox_factory(orders=3, keepalive_timeout=0.05)
+    transport = Transport(sandbox.url, timeout=5, keep_idle=2)
+    headers = {"Authorization": f"Token {sandbox.api_token}"}
+    try:
+        for _ in range(3):
+            request = requests.Request("GET", sandbox.url + DETAIL.format(1), headers=headers)
+            assert transport.send(request.prepare()).status_code == 200  # noqa: PLR2004
+            time.sleep(0.2)
+    finally:
+        transport.close()
+    assert sandbox.connections_accepted == 3  # noqa: PLR2004
+
+
+def test_gzip_answers_give_the_same_records(sandbox_factory, clean) -> None:
+    run = run_tap(config_for(sandbox_factory(orders=23, gzip=True)), env=NO_PROXY_ENV)
+    assert run.returncode == 0, run.stderr
+    assert by_stream(run) == clean
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 3, 8])
+def test_max_concurrency_is_the_number_of_detail_requests_in_flight(
+    sandbox_factory, max_concurrency
+) -> None:
+    sandbox = sandbox_factory(orders=40, latency_ms=30)
+    run = run_tap(config_for(sandbox, max_concurrency=max_concurrency, page_size=20), env=NO_PROXY_ENV)
+    assert run.returncode == 0, run.stderr
+    # With more than one, the next list page is requested while details are in flight.
+    assert sandbox.max_in_flight == (1 if max_concurrency == 1 else max_concurrency + 1)
+
+
+def test_a_429_pauses_every_request_not_only_the_one_told(sandbox_factory) -> None:
+    told = DETAIL.format(12)
+    sandbox = sandbox_factory(
+        orders=40, fault_plan={told: ["429"]}, retry_after=1.5, log_requests=True
+    )
+    run = run_tap(config_for(sandbox, max_concurrency=8, page_size=20), env=NO_PROXY_ENV)
+    assert run.returncode == 0, run.stderr
+    api = [(at, path.split("?")[0], status) for at, _, path, status in sandbox.request_log]
+    throttled_at = next(at for at, path, status in api if path == told and status == 429)
+    # Requests already on the wire when the 429 was sent may still arrive; then nothing
+    # until the pause is over, and the order that was told is asked again after it.
+    quiet = [p for at, p, _ in api if throttled_at + 0.3 < at < throttled_at + 1.45]
+    assert quiet == []
+    again = next(at for at, path, status in api if path == told and status == 200)
+    assert again >= throttled_at + 1.5
+    assert len(run.by_key("order_details", "pk")) == 40  # noqa: PLR2004

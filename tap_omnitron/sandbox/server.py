@@ -46,6 +46,7 @@ _HTML200 = ('<!DOCTYPE html><html lang="tr"><head><meta charset="utf-8"><title>O
 _NOT_FOUND_HTML = (b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n'
                    b'  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n')
 _NOT_FOUND = dumps({"detail": "Not found."})
+_MOVED = _NGINX.format(301, _REASONS[301]).encode()
 _INVALID_PAGE = dumps({"detail": "Invalid page."})
 _INVALID_TOKEN = "Invalid token."
 
@@ -82,6 +83,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], sandbox: "Sandbox") -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sandbox = sandbox
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
@@ -200,6 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- the Omnitron API -----------------------------------------------------------
     def _serve_api(self, sb: "Sandbox", method: str, path: str, query: str, body: bytes) -> None:
         sb._count(path)
+        if sb.redirect_to:
+            location = sb.redirect_to + path + (f"?{query}" if query else "")
+            return self._send(301, _MOVED, HTML, [("Location", location)])
         with sb._in_flight():
             self._answer_api(sb, method, path, query, body)
 
@@ -306,7 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
             if page < 1 or page > pages:
                 return self._send(404, _INVALID_PAGE)
             chunk = b",".join(store.list_bytes(r) for r in recs[(page - 1) * limit: page * limit])
-        base = f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}{path}"
+        scheme = 'https' if self.server.sandbox.tls else 'http'
+        base = f"{scheme}://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}{path}"
         nxt = _page_url(base, q, page + 1) if page < pages else None
         prev = _page_url(base, q, page - 1) if page > 1 else None
         head = dumps({"count": count, "next": nxt, "previous": prev})[:-1]
@@ -452,6 +458,7 @@ class Sandbox:
         keepalive_timeout: float = 0,
         gzip: bool = False,
         tls: tuple[str, str] | None = None,
+        redirect_to: str | None = None,
         log_requests: bool = False,
         now: datetime | None = None,
         verbose: bool = False,
@@ -474,6 +481,7 @@ class Sandbox:
         self.keepalive_timeout = keepalive_timeout  # close, silently, one idle this long (seconds)
         self.gzip = gzip  # compress JSON when the client accepts gzip
         self.tls = tls  # (certificate file, key file): serve https
+        self.redirect_to = redirect_to  # answer every API request with a 301 to this origin
         self.log_requests = log_requests
         self.request_log: list[tuple[float, str, str, int]] = []  # (monotonic, method, path, status)
         self.connections_accepted = 0
@@ -530,7 +538,8 @@ class Sandbox:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("Sandbox is not started")
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     # -- data -----------------------------------------------------------------------
     def modify(self, ids: Iterable[int] | None = None, count: int = 3) -> list[int]:
@@ -716,6 +725,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--gzip", action="store_true", help="gzip JSON answers for clients that accept it")
     a("--tls-cert", help="serve https with this certificate (PEM); needs --tls-key")
     a("--tls-key", help="the private key (PEM) of --tls-cert")
+    a("--redirect-to", metavar="URL", help="answer every API request with a 301 to this origin")
     a("--verbose", action="store_true", help="log every request to stderr")
     return p
 
@@ -731,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         retry_after=args.retry_after, mutate_every_page=args.mutate_every_page,
         missing_details=[int(i) for i in args.missing_details.split(",") if i.strip()],
         keepalive_requests=args.keepalive_requests, keepalive_timeout=args.keepalive_timeout, gzip=args.gzip,
-        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None, redirect_to=args.redirect_to,
         now=parse_iso(args.now) if args.now else None, verbose=args.verbose,
     )
     stop = threading.Event()

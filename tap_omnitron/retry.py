@@ -41,6 +41,7 @@ class RetryPolicy:
     def __init__(self, max_retries: int) -> None:
         self.max_retries = max_retries
         self.retries = 0  # counted for the benchmark and the tests
+        self._paused_until = 0.0  # end of the last pause a server asked for (monotonic)
 
     def call(self, send: t.Callable[[], requests.Response], what: str) -> requests.Response:
         attempt = 0
@@ -67,9 +68,22 @@ class RetryPolicy:
             if hint > MAX_RETRY_AFTER:
                 msg = f"the server asked to wait {hint:.0f}s before retrying (Retry-After)"
                 raise OmnitronError(msg)
+            # Requests sent before the last pause ended were refused for the same reason
+            # as the one that caused it: that pause covers them too, they do not add up.
+            now = time.monotonic()
+            if now - _age(exc) < self._paused_until:
+                return max(0.0, self._paused_until - now)
+            self._paused_until = now + hint
             return hint
         # "Full jitter" exponential backoff: clients that failed together retry apart.
         return random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** attempt))  # noqa: S311
+
+
+def _age(exc: Exception) -> float:
+    """Seconds since the failed request was sent (its answer may have waited unread)."""
+    response = getattr(exc, "response", None)
+    elapsed = getattr(response, "elapsed", None)
+    return elapsed.total_seconds() if elapsed is not None else 0.0
 
 
 def retry_after(exc: Exception) -> float | None:

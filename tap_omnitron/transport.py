@@ -10,6 +10,8 @@ ahead gets N in flight, in the order it chose, without a thread.
 Built on urllib3's connection classes (the layer `requests` itself uses): TLS checked
 against certifi's bundle or `REQUESTS_CA_BUNDLE`, proxies from the environment as
 `requests` reads them (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), gzip answers decoded.
+Unlike `requests`, redirects are not followed (see `OmnitronStream.validate_response`)
+and cookies are not kept: Omnitron's token needs neither.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ import http.client
 import os
 import ssl
 import time
-import typing as t
 from base64 import b64encode
-from urllib.parse import unquote
 
 import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, get_environ_proxies
-from requests.utils import select_proxy
+from requests.utils import (
+    DEFAULT_CA_BUNDLE_PATH,
+    get_auth_from_url,
+    get_encoding_from_headers,
+    get_environ_proxies,
+    select_proxy,
+)
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from tap_omnitron.errors import OmnitronError, SettingsError
+from tap_omnitron.errors import SECRETS, OmnitronError, SettingsError
 
+CONNECT_TIMEOUT = 15.0  # seconds: connections are opened one at a time, so not too long
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _IO_ERRORS = (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError)
 
@@ -42,16 +48,12 @@ class Transport:
     def __init__(self, base_url: str, *, timeout: float, keep_idle: int) -> None:
         url = urllib3.util.parse_url(base_url)
         self._scheme = url.scheme or "https"
-        self._host = url.host or ""
+        self._host = (url.host or "").strip("[]")  # http.client adds an IPv6 literal's brackets
         self._port = url.port or _DEFAULT_PORTS[self._scheme]
         self._timeout = timeout
         self._keep_idle = keep_idle
         self._proxy, self._proxy_headers = _proxy_for(base_url)
-        self._ca_bundle = (
-            os.environ.get("REQUESTS_CA_BUNDLE")
-            or os.environ.get("CURL_CA_BUNDLE")
-            or DEFAULT_CA_BUNDLE_PATH
-        )
+        self._tls = _tls_context() if self._scheme == "https" else None
         self._idle: list[HTTPConnection] = []
         self._open: set[HTTPConnection] = set()
 
@@ -59,6 +61,7 @@ class Transport:
         """Write `request` on a free connection; a failure is raised by `response()`."""
         started = time.perf_counter()
         connection = self._connection()
+        connection.timeout = CONNECT_TIMEOUT if connection.is_closed else self._timeout
         headers = request.headers
         if self._proxy_headers and self._forwarding:
             headers = {**headers, **self._proxy_headers}
@@ -74,6 +77,7 @@ class Transport:
         except _IO_ERRORS as exc:
             self._discard(connection)
             return Exchange(self, None, request, started, _requests_error(exc, request))
+        connection.timeout = self._timeout  # for reading the answer
         return Exchange(self, connection, request, started)
 
     def send(self, request: requests.PreparedRequest) -> requests.Response:
@@ -102,11 +106,10 @@ class Transport:
         host, port = self._host, self._port
         if self._proxy is not None:
             host, port = self._proxy.host or "", self._proxy.port or 80
-        if self._scheme == "http":
-            return HTTPConnection(host, port, timeout=self._timeout)
-        bundle = {"ca_cert_dir" if os.path.isdir(self._ca_bundle) else "ca_certs": self._ca_bundle}
+        if self._tls is None:
+            return HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
         connection = HTTPSConnection(
-            host, port, timeout=self._timeout, cert_reqs="CERT_REQUIRED", **bundle
+            host, port, timeout=CONNECT_TIMEOUT, cert_reqs="CERT_REQUIRED", ssl_context=self._tls
         )
         if self._proxy is not None:
             connection.set_tunnel(self._host, self._port, headers=self._proxy_headers)
@@ -157,26 +160,60 @@ class Exchange:
         response.headers = CaseInsensitiveDict(raw.headers)
         response.encoding = get_encoding_from_headers(response.headers)
         response._content = raw.data  # noqa: SLF001  (read in full: preload_content)
+        response._content_consumed = True  # noqa: SLF001
+        response.raw = raw
         response.url = request.url or ""
         response.request = request
         response.elapsed = datetime.timedelta(seconds=time.perf_counter() - self._started)
         return response
 
 
+def _tls_context() -> ssl.SSLContext:
+    """One context for every connection, with the CA bundle `requests` would trust."""
+    bundle = (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or DEFAULT_CA_BUNDLE_PATH
+    )
+    where = {"capath": bundle} if os.path.isdir(bundle) else {"cafile": bundle}
+    try:
+        return ssl.create_default_context(**where)
+    except (OSError, ssl.SSLError) as exc:
+        msg = f"cannot read the CA certificates in {bundle} (REQUESTS_CA_BUNDLE): {exc}"
+        raise SettingsError(msg) from None
+
+
 def _proxy_for(base_url: str) -> tuple[urllib3.util.Url | None, dict[str, str]]:
-    """The proxy `requests` would use for `base_url`, and the headers that log in to it."""
+    """The proxy `requests` would use for `base_url`, and the headers that log in to it.
+
+    Its credentials join the secrets that no log line or error may show.
+    """
     proxy = select_proxy(base_url, get_environ_proxies(base_url))
     if not proxy:
         return None, {}
-    url = urllib3.util.parse_url(proxy if "://" in proxy else f"http://{proxy}")
-    if url.scheme != "http" or not url.host:
-        what = f"{url.scheme}://{url.host}" if url.host else "the proxy URL"
-        msg = f"only http:// proxies are supported (the environment names {what} for {base_url})"
+    user, password = get_auth_from_url(proxy)
+    SECRETS.add(password)
+    try:
+        url = urllib3.util.parse_url(proxy if "://" in proxy else f"http://{proxy}")
+    except urllib3.exceptions.LocationParseError:
+        url = None
+    if url is None or not url.host:
+        msg = (
+            "the proxy URL in the environment cannot be parsed "
+            "(characters such as # / ? in its password must be %-encoded)"
+        )
+        raise SettingsError(msg)
+    if url.scheme != "http":
+        msg = f"only http:// proxies are supported (the environment names {url.scheme}://{url.host})"
         raise SettingsError(msg)
     headers = {}
-    if url.auth:
-        user, _, password = url.auth.partition(":")
-        token = b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    if user:  # like requests: Basic credentials, in Latin-1 where they fit
+        pair = f"{user}:{password}"
+        try:
+            token = b64encode(pair.encode("latin1")).decode()
+        except UnicodeEncodeError:
+            token = b64encode(pair.encode()).decode()
+        SECRETS.add(token)
         headers["Proxy-Authorization"] = f"Basic {token}"
     return url, headers
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import typing as t
 from decimal import Decimal
+from urllib.parse import urljoin, urlsplit
 from functools import cached_property
 from pathlib import Path
 
@@ -152,6 +153,11 @@ class OmnitronStream(RESTStream[int]):
         what = f"{response.request.method} {_path_of(response.url)}"
         if status == 429 or status >= 500:  # noqa: PLR2004
             raise RetriableAPIError(f"HTTP {status} {_short_reason(response)}", response)
+        if 300 <= status < 400:  # noqa: PLR2004  (not followed: it would carry the token along)
+            location = urljoin(response.url, response.headers.get("Location") or "")
+            moved = urlsplit(location)._replace(query="").geturl()
+            msg = f"{what} answered {status}, moved to {moved}: check base_url"
+            raise OmnitronError(msg)
         if status == 401:  # noqa: PLR2004
             detail = server_detail(response) or "unauthorized"
             hint = (

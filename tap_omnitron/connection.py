@@ -6,6 +6,7 @@ import typing as t
 from importlib.metadata import PackageNotFoundError, version
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from tap_omnitron.auth import OmnitronAuth
 from tap_omnitron.retry import RetryPolicy
@@ -44,8 +45,11 @@ class Connection:
         self.retry = RetryPolicy(max_retries=int(config.get("max_retries", 5)))
 
     def get(self, url: str) -> requests.PreparedRequest:
+        """A GET with the tap's headers. `url` is one the tap built, already encoded:
+        `PreparedRequest.prepare` would check and re-encode it, one request per order."""
         request = requests.PreparedRequest()
-        request.prepare(method="GET", url=url, headers=self.headers)
+        request.method, request.url = "GET", url
+        request.headers = CaseInsensitiveDict(self.headers)
         return request
 
     def start(self, request: requests.PreparedRequest) -> t.Callable[[], requests.Response]:

@@ -132,7 +132,7 @@ class OrdersStream(OmnitronStream):
             body, page = ahead
             number += 1
             yield from page
-            # The next page's detail requests queue up behind this page's: no idle workers.
+            # The next page's detail requests queue up behind this page's: no idle connection.
             ahead = self._next_page(responses, resume, context)
             if page:
                 self.current_page = page

@@ -92,7 +92,10 @@ class TapOmnitron(Tap):
             th.IntegerType,
             default=settings.DEFAULT_MAX_CONCURRENCY,
             title="Max concurrency",
-            description="Order detail requests in flight at once; 1 fetches one at a time.",
+            description=(
+                "Order detail requests in flight at once, over keep-alive connections; "
+                "1 sends one request at a time."
+            ),
         ),
         th.Property(
             "max_retries",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from helpers import run_tap
@@ -64,3 +66,17 @@ def test_about_and_discover_need_no_config() -> None:
     streams = {s["tap_stream_id"] for s in discover.output_json()["streams"]}
     assert streams == {"orders", "order_items", "order_details"}
     assert "WARNING" not in discover.stderr
+
+
+def settings_table(markdown: str) -> list[str]:
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Setting |"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    return lines[start:end]
+
+
+def test_the_readme_settings_table_is_what_about_prints() -> None:
+    about = run_tap(None, args=("--about", "--format=markdown"))
+    assert about.returncode == 0, about.stderr
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert settings_table(readme) == settings_table(about.stdout)

@@ -17,6 +17,7 @@ DEMO_ORDERS ?= 200
 DEMO_OUT ?= output
 DEMO_SANDBOX_ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 VENV := .venv
 MVENV := .venv-meltano
@@ -86,7 +87,7 @@ test: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV_STAMP)
-	$(VENV)/bin/python scripts/bench.py
+	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)
 
 # Loaded data and Meltano state only (the demo starts from scratch again).
 clean-data:

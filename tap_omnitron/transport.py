@@ -61,7 +61,6 @@ class Transport:
         """Write `request` on a free connection; a failure is raised by `response()`."""
         started = time.perf_counter()
         connection = self._connection()
-        connection.timeout = CONNECT_TIMEOUT if connection.is_closed else self._timeout
         headers = request.headers
         if self._proxy_headers and self._forwarding:
             headers = {**headers, **self._proxy_headers}
@@ -75,9 +74,9 @@ class Transport:
                 decode_content=True,
             )
         except _IO_ERRORS as exc:
-            self._discard(connection)
+            self.discard(connection)
             return Exchange(self, None, request, started, _requests_error(exc, request))
-        connection.timeout = self._timeout  # for reading the answer
+        connection.timeout = self._timeout  # connected: from now on, the read timeout
         return Exchange(self, connection, request, started)
 
     def send(self, request: requests.PreparedRequest) -> requests.Response:
@@ -85,7 +84,7 @@ class Transport:
 
     def close(self) -> None:
         for connection in list(self._open):
-            self._discard(connection)
+            self.discard(connection)
 
     @property
     def _forwarding(self) -> bool:
@@ -97,7 +96,7 @@ class Transport:
             connection = self._idle.pop()
             if connection.is_connected:  # the server may have closed it while it was idle
                 return connection
-            self._discard(connection)
+            self.discard(connection)
         connection = self._new_connection()
         self._open.add(connection)
         return connection
@@ -105,7 +104,7 @@ class Transport:
     def _new_connection(self) -> HTTPConnection:
         host, port = self._host, self._port
         if self._proxy is not None:
-            host, port = self._proxy.host or "", self._proxy.port or 80
+            host, port = (self._proxy.host or "").strip("[]"), self._proxy.port or 80
         if self._tls is None:
             return HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
         connection = HTTPSConnection(
@@ -115,13 +114,14 @@ class Transport:
             connection.set_tunnel(self._host, self._port, headers=self._proxy_headers)
         return connection
 
-    def _release(self, connection: HTTPConnection) -> None:
+    def release(self, connection: HTTPConnection) -> None:
+        """Keep a connection whose answer was read for the next request, if it is open."""
         if connection.is_closed or len(self._idle) >= self._keep_idle:
-            self._discard(connection)
+            self.discard(connection)
         else:
             self._idle.append(connection)
 
-    def _discard(self, connection: HTTPConnection) -> None:
+    def discard(self, connection: HTTPConnection) -> None:
         self._open.discard(connection)
         connection.close()
 
@@ -151,9 +151,9 @@ class Exchange:
         try:
             raw = connection.getresponse()
         except _IO_ERRORS as exc:
-            self._transport._discard(connection)  # noqa: SLF001
+            self._transport.discard(connection)
             raise _requests_error(exc, request) from None
-        self._transport._release(connection)  # noqa: SLF001
+        self._transport.release(connection)
         response = requests.Response()
         response.status_code = raw.status
         response.reason = raw.reason or ""

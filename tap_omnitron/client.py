@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 import typing as t
 from decimal import Decimal
-from urllib.parse import urljoin, urlsplit
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import msgspec
 import requests
@@ -104,7 +104,8 @@ class OmnitronStream(RESTStream[int]):
         The first attempt is the one in flight; retries are sent one at a time.
         """
         first = self.connection.start(prepared)
-        attempts = itertools.chain((first,), itertools.repeat(lambda: self.connection.send(prepared)))
+        again = lambda: self.connection.send(prepared)  # noqa: E731
+        attempts = itertools.chain((first,), itertools.repeat(again))
 
         def response() -> requests.Response:
             return self.connection.retry.call(
@@ -131,7 +132,8 @@ class OmnitronStream(RESTStream[int]):
 
         def request_next() -> t.Callable[[], requests.Response]:
             def start() -> t.Callable[[], requests.Response]:
-                return self.start_request(self._prepare_request(context=context, page=paginator), context)
+                prepared = self._prepare_request(context=context, page=paginator)
+                return self.start_request(prepared, context)
 
             return start() if ahead else lambda: start()()
 

@@ -11,7 +11,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "upgrade"}
+_HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "upgrade",
+}
 
 
 class Proxy:

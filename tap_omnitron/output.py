@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import RecordMessage
@@ -22,6 +23,8 @@ class BlockWriter(MsgSpecWriter):
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._writing = False
+        self._after_write: t.Callable[[], None] | None = None
 
     def write_message(self, message: Message) -> None:
         self._pending += self.format_message(message)
@@ -29,7 +32,32 @@ class BlockWriter(MsgSpecWriter):
             self.flush()
 
     def flush(self) -> None:
-        if self._pending:
-            sys.stdout.buffer.write(self._pending)
-            self._pending.clear()
-        sys.stdout.flush()
+        block, self._pending = self._pending, bytearray()
+        self._writing = True
+        try:
+            _write_all(block)
+            sys.stdout.flush()
+        finally:
+            self._writing = False
+        if self._after_write is not None:
+            action, self._after_write = self._after_write, None
+            action()
+
+    def defer(self, action: t.Callable[[], None]) -> bool:
+        """Run `action` once the block being written is out, if one is; say if deferred.
+
+        A signal handler that wrote (or exited) in the middle of a block would leave a
+        line cut in two, which no target can parse.
+        """
+        if not self._writing:
+            return False
+        self._after_write = action
+        return True
+
+
+def _write_all(data: bytearray) -> None:
+    """Write every byte: unbuffered stdout (`python -u`, PYTHONUNBUFFERED) is a raw file,
+    whose `write` returns early when, say, a signal interrupts it."""
+    out, view = sys.stdout.buffer, memoryview(data)
+    while view:
+        view = view[out.write(view) or 0 :]

@@ -19,6 +19,8 @@ from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
 from tap_omnitron.output import BlockWriter
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk.streams import Stream
 
 
@@ -157,6 +159,13 @@ class TapOmnitron(Tap):
             if stream is not None:
                 restore_decimal_bounds(entry["schema"], stream.schema)
         return catalog
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """The SDK's SIGTERM/SIGINT handling (a last STATE, then exit), after any block
+        of records being written is complete."""
+        handle = super()._handle_termination
+        if not self.message_writer.defer(lambda: handle(signum, frame)):
+            handle(signum, frame)
 
     def sync_all(self) -> None:
         try:

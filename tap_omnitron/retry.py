@@ -68,13 +68,17 @@ class RetryPolicy:
             if hint > MAX_RETRY_AFTER:
                 msg = f"the server asked to wait {hint:.0f}s before retrying (Retry-After)"
                 raise OmnitronError(msg)
-            # Requests sent before the last pause ended were refused for the same reason
-            # as the one that caused it: that pause covers them too, they do not add up.
+            # A request sent before the last pause ended was refused for the reason that
+            # caused it: that pause covers it (pauses of 429s in flight do not add up),
+            # unless its own answer asks for longer.
             now = time.monotonic()
-            if now - _age(exc) < self._paused_until:
-                return max(0.0, self._paused_until - now)
-            self._paused_until = now + hint
-            return hint
+            sent = now - _age(exc)
+            if sent < self._paused_until:
+                end = max(self._paused_until, sent + hint)
+            else:
+                end = now + hint
+            self._paused_until = max(self._paused_until, end)
+            return max(0.0, end - now)
         # "Full jitter" exponential backoff: clients that failed together retry apart.
         return random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** attempt))  # noqa: S311
 

@@ -303,7 +303,8 @@ class OrderDetailsStream(_OrderChild):
                 except NotFoundError as exc:
                     self.logger.warning("Skipping an order that is gone: %s", exc)
                     detail = None
-                self._start_more()  # a connection is free again: keep every one busy
+                if self.connection.max_in_flight > 1:
+                    self._start_more()  # a connection is free again: keep every one busy
                 counter.increment()
                 if detail is not None:
                     yield self.prepare(detail)

@@ -162,9 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             head.append("Connection: close")
         head.append("\r\n")
-        self.wfile.write("\r\n".join(head).encode("latin-1") + body)
-        if sb.log_requests:
+        if sb.log_requests:  # stamped before the client can have read the answer
             sb._log(self.command, self.path, status)
+        self.wfile.write("\r\n".join(head).encode("latin-1") + body)
         if sb.verbose:
             self.log_request(status, len(body))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import time
 
@@ -133,3 +134,30 @@ def test_a_server_quoting_the_token_back_does_not_leak_it(orders_stream) -> None
         orders_stream.validate_response(fake_response(400, body))
     assert "t0ken-value" not in str(raised.value)
     assert "Token *** is not valid" in str(raised.value)
+
+
+def test_a_429_in_flight_waits_for_the_pause_it_shares_or_longer_if_told() -> None:
+    policy = RetryPolicy(max_retries=1)
+
+    def throttled(retry_after: str, sent_ago: float) -> RetriableAPIError:
+        response = fake_response(429, b"{}", {"Retry-After": retry_after})
+        response.elapsed = datetime.timedelta(seconds=sent_ago)
+        return RetriableAPIError("HTTP 429", response)
+
+    def waited(error: RetriableAPIError) -> float:
+        answers = iter([error])
+
+        def send() -> requests.Response:
+            if (failure := next(answers, None)) is not None:
+                raise failure
+            return fake_response(200, b"{}")
+
+        started = time.monotonic()
+        policy.call(send, "GET /x/")
+        return time.monotonic() - started
+
+    assert 0.3 <= waited(throttled("0.3", sent_ago=0)) < 0.6  # noqa: PLR2004  (the first pause)
+    # Sent before that pause ended: it is covered, no second pause ...
+    assert waited(throttled("0.3", sent_ago=0.5)) < 0.15  # noqa: PLR2004
+    # ... unless its own answer asks for longer than the pause that covers it.
+    assert waited(throttled("1.5", sent_ago=0.5)) >= 0.9  # noqa: PLR2004

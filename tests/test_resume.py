@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import pytest
 
 from conftest import config_for
@@ -42,3 +50,24 @@ def test_resumed_run_skips_orders_already_done(sandbox_factory) -> None:
     assert set(killed.by_key("orders", "id")) | set(resumed.by_key("orders", "id")) == set(
         sandbox.orders_snapshot()
     )
+
+
+def test_sigterm_while_blocked_on_a_full_pipe_cuts_no_line(sandbox_factory) -> None:
+    """A target that stops reading, then a SIGTERM: the output stays whole JSON lines."""
+    sandbox = sandbox_factory(orders=300)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "config.json")
+        path.write_text(json.dumps(config_for(sandbox, page_size=50)))
+        tap = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "tap_omnitron", "--config", str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(2)  # the pipe is full and the tap is blocked writing to it
+        tap.send_signal(signal.SIGTERM)
+        out, _ = tap.communicate(timeout=60)
+    lines = out.decode().splitlines()
+    messages = [json.loads(line) for line in lines]  # every line whole
+    assert tap.returncode == 0
+    assert len(lines) > 20  # noqa: PLR2004
+    assert messages[-1]["type"] == "STATE"
+    assert len(messages) < 300 * 4, "it stopped early, as asked"  # noqa: PLR2004

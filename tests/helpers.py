@@ -81,7 +81,8 @@ def run_tap(
             check=False,
             env={**os.environ, **(env or {})},
         )
-    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"type"')]
+    # Singer lines end in "\n" only: str.splitlines() would also cut at a U+2028 in a value.
+    messages = [json.loads(line) for line in done.stdout.split("\n") if line.startswith('{"type"')]
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
 
 

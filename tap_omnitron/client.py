@@ -18,7 +18,6 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
-from tap_omnitron.connection import REQUEST_TIMEOUT
 from tap_omnitron.errors import AuthenticationError, NotFoundError, OmnitronError, server_detail
 from tap_omnitron.records import decimal_plan, normalise_decimals, redact_secrets
 
@@ -74,26 +73,14 @@ class OmnitronStream(RESTStream[int]):
     def user_agent(self) -> str:
         return self.connection.headers["User-Agent"]
 
-    @property
-    def timeout(self) -> int:
-        return REQUEST_TIMEOUT
-
     @cached_property
     def _decimal_plan(self) -> dict:
         return decimal_plan(self.schema)
 
-    def request_decorator(self, func: t.Callable) -> t.Callable:
-        """Retries with the tap's own policy instead of the SDK's slow default backoff."""
-
-        def send(prepared: requests.PreparedRequest, context: Context | None) -> t.Any:  # noqa: ANN401
-            return self.connection.retry.call(lambda: func(prepared, context), _what(prepared))
-
-        return send
-
     def _request(
         self, prepared: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
-        """The SDK's request, sent through the tap's connection (see `transport`)."""
+        """Send and check, once: the SDK's request hook, and each retry of `start_request`."""
         return self._checked(self.connection.send(prepared), context)
 
     def start_request(
@@ -104,13 +91,13 @@ class OmnitronStream(RESTStream[int]):
         The first attempt is the one in flight; retries are sent one at a time.
         """
         first = self.connection.start(prepared)
-        again = lambda: self.connection.send(prepared)  # noqa: E731
-        attempts = itertools.chain((first,), itertools.repeat(again))
+        attempts = itertools.chain(
+            (lambda: self._checked(first(), context),),
+            itertools.repeat(lambda: self._request(prepared, context)),
+        )
 
         def response() -> requests.Response:
-            return self.connection.retry.call(
-                lambda: self._checked(next(attempts)(), context), _what(prepared)
-            )
+            return self.connection.retry.call(lambda: next(attempts)(), _what(prepared))
 
         return response
 
@@ -152,7 +139,7 @@ class OmnitronStream(RESTStream[int]):
     def validate_response(self, response: requests.Response) -> None:
         """Classify a response; the decoded body is kept so it is parsed only once."""
         status = response.status_code
-        what = f"{response.request.method} {_path_of(response.url)}"
+        what = _what(response.request)
         if status == 429 or status >= 500:  # noqa: PLR2004
             raise RetriableAPIError(f"HTTP {status} {_short_reason(response)}", response)
         if 300 <= status < 400:  # noqa: PLR2004  (not followed: it would carry the token along)

@@ -26,7 +26,6 @@ class Connection:
     """Requests to Omnitron with the current token; up to `max_concurrency` in flight."""
 
     def __init__(self, config: t.Mapping[str, t.Any], base_url: str) -> None:
-        self.base_url = base_url
         self.max_in_flight = int(config.get("max_concurrency") or 1)
         self.headers = requests.utils.default_headers()
         self.headers.update({"Accept": "application/json", "User-Agent": user_agent()})

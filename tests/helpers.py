@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TIMEOUT = 120
+PRIMARY_KEYS = {"orders": "id", "order_items": "id", "order_details": "pk"}
 
 
 @dataclass
@@ -31,6 +32,10 @@ class TapRun:
     def by_key(self, stream: str, key: str) -> dict:
         """Latest record per primary key, as a target that upserts would keep."""
         return {r[key]: r for r in self.records(stream)}
+
+    def tables(self) -> dict[str, dict]:
+        """`by_key` of every stream: what an upserting target holds after the run."""
+        return {stream: self.by_key(stream, key) for stream, key in PRIMARY_KEYS.items()}
 
     @property
     def states(self) -> list[dict]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from conftest import config_for
-from helpers import run_tap
+from helpers import PRIMARY_KEYS, run_tap
 
 
 def record_sequence(run) -> list[tuple[str, int]]:
-    keys = {"orders": "id", "order_items": "id", "order_details": "pk"}
-    return [(m["stream"], m["record"][keys[m["stream"]]]) for m in run.messages if m["type"] == "RECORD"]
+    return [(m["stream"], m["record"][PRIMARY_KEYS[m["stream"]]]) for m in run.messages if m["type"] == "RECORD"]
 
 
 def test_concurrency_does_not_change_the_output(sandbox_factory) -> None:

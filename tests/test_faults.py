@@ -11,7 +11,7 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from conftest import config_for
-from helpers import run_tap
+from helpers import PRIMARY_KEYS, run_tap
 from tap_omnitron.client import OmnitronStream
 from tap_omnitron.errors import OmnitronError
 from tap_omnitron.retry import RetryPolicy, retry_after
@@ -30,7 +30,7 @@ def test_faulty_server_gives_exactly_the_clean_records(sandbox_factory) -> None:
     elapsed = time.monotonic() - started
     assert faulty.returncode == 0, faulty.stderr[-2000:]
     assert faulty_sandbox.faults_injected > 20  # noqa: PLR2004
-    for stream, key in (("orders", "id"), ("order_items", "id"), ("order_details", "pk")):
+    for stream, key in PRIMARY_KEYS.items():
         assert faulty.by_key(stream, key) == clean.by_key(stream, key), stream
     assert elapsed < 60  # noqa: PLR2004
     retries = faulty.stderr.count("; retry ")

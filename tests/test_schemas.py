@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
+from helpers import PRIMARY_KEYS
 from tap_omnitron.records import prepare_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCHEMAS = ROOT / "schemas"
 
 STREAMS = ("orders", "order_items", "order_details")
-PRIMARY_KEYS = {"orders": "id", "order_items": "id", "order_details": "pk"}
 DECIMAL = "x-singer.decimal"
 
 Path_ = tuple[str, ...]

@@ -23,14 +23,6 @@ NO_PROXY_ENV = proxy_env()
 DETAIL = "/api/i1/orders_integration/{}/detailed_integration/"
 
 
-def by_stream(run) -> dict[str, dict]:
-    return {
-        "orders": run.by_key("orders", "id"),
-        "order_items": run.by_key("order_items", "id"),
-        "order_details": run.by_key("order_details", "pk"),
-    }
-
-
 @pytest.fixture
 def proxy():
     started = Proxy().start()
@@ -43,7 +35,7 @@ def clean(sandbox_factory) -> dict:
     """What a plain sync of the standard test shop gives, to compare others against."""
     run = run_tap(config_for(sandbox_factory(orders=23)), env=NO_PROXY_ENV)
     assert run.returncode == 0, run.stderr
-    return by_stream(run)
+    return run.tables()
 
 
 def test_https_with_a_private_ca(sandbox_factory, tls_files, clean) -> None:
@@ -51,7 +43,7 @@ def test_https_with_a_private_ca(sandbox_factory, tls_files, clean) -> None:
     assert sandbox.url.startswith("https://")
     run = run_tap(config_for(sandbox), env=proxy_env(REQUESTS_CA_BUNDLE=tls_files[0]))
     assert run.returncode == 0, run.stderr
-    assert by_stream(run) == clean
+    assert run.tables() == clean
 
 
 def test_an_untrusted_certificate_is_one_clear_line_and_no_retries(
@@ -71,7 +63,7 @@ def test_an_untrusted_certificate_is_one_clear_line_and_no_retries(
 def test_plain_http_through_a_proxy_that_wants_credentials(sandbox, proxy, clean) -> None:
     run = run_tap(config_for(sandbox), env=proxy_env(http=proxy.url))
     assert run.returncode == 0, run.stderr
-    assert by_stream(run) == clean
+    assert run.tables() == clean
     assert proxy.forwarded == sandbox.request_count > 23  # noqa: PLR2004  (all of them)
     assert proxy.refused == 0
     assert proxy.password not in run.stdout + run.stderr
@@ -82,7 +74,7 @@ def test_https_through_a_proxy_tunnel(sandbox_factory, tls_files, proxy, clean) 
     env = proxy_env(https=proxy.url, REQUESTS_CA_BUNDLE=tls_files[0])
     run = run_tap(config_for(sandbox, max_concurrency=4), env=env)
     assert run.returncode == 0, run.stderr
-    assert by_stream(run) == clean
+    assert run.tables() == clean
     assert 1 <= proxy.tunnels <= 4 + 1  # noqa: PLR2004  (kept alive: one per connection)
     assert proxy.refused == 0
 
@@ -116,7 +108,7 @@ def test_connections_the_server_closes_are_replaced_quietly(sandbox_factory, cle
     sandbox = sandbox_factory(orders=23, keepalive_requests=3)
     run = run_tap(config_for(sandbox, max_concurrency=4), env=NO_PROXY_ENV)
     assert run.returncode == 0, run.stderr
-    assert by_stream(run) == clean
+    assert run.tables() == clean
     assert "retry" not in run.stderr
     assert sandbox.connections_accepted >= sandbox.request_count // 3
 
@@ -139,7 +131,7 @@ def test_a_connection_closed_while_idle_is_not_reused(sandbox_factory) -> None:
 def test_gzip_answers_give_the_same_records(sandbox_factory, clean) -> None:
     run = run_tap(config_for(sandbox_factory(orders=23, gzip=True)), env=NO_PROXY_ENV)
     assert run.returncode == 0, run.stderr
-    assert by_stream(run) == clean
+    assert run.tables() == clean
 
 
 @pytest.mark.parametrize("max_concurrency", [1, 3, 8])
@@ -202,7 +194,7 @@ def test_an_ipv6_host(sandbox_factory, clean) -> None:
     assert sandbox.url.startswith("http://[::1]:")
     run = run_tap(config_for(sandbox), env=NO_PROXY_ENV)
     assert run.returncode == 0, run.stderr
-    assert by_stream(run) == clean
+    assert run.tables() == clean
 
 
 def test_a_proxy_url_that_cannot_be_parsed_does_not_show_its_password(sandbox) -> None:

@@ -94,7 +94,8 @@ def test_pagination_follows_next_with_capped_limit(make_api):
         assert (r.status_code, r.json()) == (404, {"detail": "Invalid page."})
 
 
-def test_sort_default_is_id_descending(api):
+def test_sort_default_is_id_descending(make_api):
+    api = make_api(shape="extended")
     default = [o["id"] for o in api.orders(limit=200).json()["results"]]
     asc = [o["id"] for o in api.orders(limit=200, sort="id").json()["results"]]
     by_mod = [o["modified_date"] for o in api.orders(limit=200, sort="modified_date").json()["results"]]
@@ -110,7 +111,7 @@ def test_empty_store_first_page_is_ok(make_api):
 
 @pytest.mark.parametrize("ignore_filters", [False, True])
 def test_modified_date_filter(make_api, ignore_filters):
-    api = make_api(ignore_filters=ignore_filters)
+    api = make_api(ignore_filters=ignore_filters, shape="extended")
     snap = api.sb.orders_snapshot()
     cutoff = sorted(datetime.fromisoformat(m) for m in snap.values())[20]
     got = api.orders(limit=200, modified_date__gte=cutoff.isoformat()).json()
@@ -120,6 +121,42 @@ def test_modified_date_filter(make_api, ignore_filters):
         assert all(datetime.fromisoformat(o["modified_date"]) >= cutoff for o in got["results"])
         bad = api.orders(modified_date__gte="yesterday")
         assert (bad.status_code, bad.json()) == (400, {"modified_date__gte": ["Enter a valid date/time."]})
+
+
+def test_documented_shape_serves_no_order_dates_but_filters_and_sorts_on_them(make_api):
+    api = make_api()  # the default shape is the documented one
+    snap = api.sb.orders_snapshot()
+    listed = api.orders(limit=200).json()["results"]
+    assert listed and all("modified_date" not in o and "created_date" not in o for o in listed)
+    assert all("modified_date" not in i for o in listed for i in o["orderitem_set"])
+    detail = api.detail(listed[0]["id"]).json()
+    assert "modified_date" not in detail and "created_date" not in detail
+    assert any("modified_date" in tx["order"] for d in (api.detail(o["id"]).json() for o in listed[:10])
+               for tx in d["transaction_set"]), "nested relations keep their dates, as documented"
+    by_modified = sorted(snap, key=lambda oid: datetime.fromisoformat(snap[oid]))
+    got = [o["id"] for o in api.orders(limit=200, sort="modified_date").json()["results"]]
+    assert got == by_modified
+    cutoff = datetime.fromisoformat(snap[by_modified[20]])
+    assert api.orders(modified_date__gte=cutoff.isoformat()).json()["count"] == len(snap) - 20
+
+
+@pytest.mark.parametrize("order", ["id", "-id", "modified_date", "-modified_date"])
+def test_a_server_that_ignores_sort_lists_in_its_own_order(make_api, order):
+    api = make_api(list_order=order)
+    snap = api.sb.orders_snapshot()
+    key = (lambda oid: oid) if order.endswith("id") else (lambda oid: datetime.fromisoformat(snap[oid]))
+    expected = sorted(snap, key=key, reverse=order.startswith("-"))
+    for sort in ("id", "-id", None):
+        assert [o["id"] for o in api.walk(limit=10, sort=sort)[0]] == expected
+
+
+def test_documents_are_served_verbatim(sandbox_factory):
+    page = json.loads((REPO / "tests" / "fixtures" / "orders_page.json").read_text())
+    detail = json.loads((REPO / "tests" / "fixtures" / "order_detail.json").read_text())
+    api = Api(sandbox_factory(documents=(page["results"], {1: detail})))
+    assert api.orders(sort="id").json()["results"] == page["results"]
+    assert api.detail(1).json() == detail
+    assert api.detail(2).status_code == 404
 
 
 def test_token_auth(make_api):
@@ -143,7 +180,7 @@ def test_login_and_token_ttl(make_api):
 
 
 def test_detail_shape_and_amounts(make_api):
-    api = make_api(missing_details={5})
+    api = make_api(missing_details={5}, shape="extended")
     listed = {o["id"]: o for o in api.orders(limit=200).json()["results"]}
     for oid, order in list(listed.items())[:10]:
         if oid == 5:

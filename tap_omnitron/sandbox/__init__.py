@@ -7,10 +7,10 @@
 CLI: ``python -m tap_omnitron.sandbox --help`` (also the ``omnitron-sandbox`` console script).
 """
 
-from .data import SECRET, STATUS_CODES, STATUSES, Store
-from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, Sandbox, main
+from .data import SECRET, SHAPES, STATUS_CODES, STATUSES, Store
+from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, LIST_ORDERS, Sandbox, main
 
 SECRET_MARKER = SECRET
 
-__all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "SECRET", "SECRET_MARKER", "STATUSES", "STATUS_CODES",
-           "Sandbox", "Store", "main"]
+__all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "LIST_ORDERS", "SECRET", "SECRET_MARKER", "SHAPES", "STATUSES",
+           "STATUS_CODES", "Sandbox", "Store", "main"]

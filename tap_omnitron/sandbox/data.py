@@ -5,6 +5,11 @@ order (``GET /api/i1/orders/``) is the mutable state, and the detailed view
 (``.../detailed_integration/``) is derived from it plus per-order deterministic
 extras, so the amounts of both views always agree. JSON bytes of each view are
 built lazily and cached until the order changes.
+
+Two shapes (``Store(shape=...)``): "documented" serves what Omnitron's documentation
+shows, with no order-level ``modified_date``/``created_date`` in the list or at the top
+of the detailed view; "extended" adds both. Either way the store keeps both dates and
+filters and sorts on them, as a real server does.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Iterable
+
+SHAPES = ("documented", "extended")
+ORDER_DATES = ("modified_date", "created_date")  # kept by the store, served in "extended" only
 
 SECRET = "SANDBOX-SECRET"
 """Every credential-like value served by the sandbox contains this substring."""
@@ -110,7 +118,8 @@ def money(d: Decimal) -> str:
 
 def parse_iso(value: str) -> datetime:
     """Parse an ISO 8601 date/time (``Z`` or offset); naive values are taken as UTC."""
-    dt = datetime.fromisoformat(value)
+    text = value.strip()
+    dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)  # 3.10: no "Z"
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt
@@ -160,6 +169,8 @@ class OrderRecord:
     ctx: dict[str, Any]
     list_bytes: bytes | None = None
     detail_bytes: bytes | None = None
+    verbatim: bool = False  # loaded from documents (Store.load_documents): served as given
+    document: dict[str, Any] | None = None  # the detailed view of a verbatim order, if any
 
     def touch(self, when: datetime) -> None:
         self.modified = when
@@ -536,7 +547,11 @@ class Store:
 
     SPAN = timedelta(days=730)
 
-    def __init__(self, orders: int = 50, seed: int | str = 0, now: datetime | None = None) -> None:
+    def __init__(self, orders: int = 50, seed: int | str = 0, now: datetime | None = None,
+                 shape: str = "documented") -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+        self.shape = shape
         self.lock = threading.RLock()
         self.seed = seed
         self.factory = OrderFactory(seed)
@@ -647,10 +662,26 @@ class Store:
                     "deleted": self.delete(count=delete) if delete else []}
 
     # -- reads ------------------------------------------------------------------
+    def load_documents(self, orders: Iterable[dict[str, Any]], details: dict[int, dict[str, Any]]) -> None:
+        """Serve these list-shaped orders verbatim, and ``details[id]`` as the detailed view of
+        order ``id`` (others answer 404). Filters and sorts use ``date_placed`` as their time."""
+        with self.lock:
+            for order in orders:
+                placed = parse_iso(order["date_placed"])
+                self.records[order["id"]] = OrderRecord(
+                    order["id"], json.loads(json.dumps(order)), placed, placed, placed, {},
+                    verbatim=True, document=details.get(order["id"]))
+            self._changed()
+
+    def _served(self, view: dict[str, Any]) -> dict[str, Any]:
+        if self.shape == "extended":
+            return view
+        return {k: v for k, v in view.items() if k not in ORDER_DATES}
+
     def list_bytes(self, rec: OrderRecord) -> bytes:
         b = rec.list_bytes
         if b is None:
-            b = rec.list_bytes = dumps(rec.data)
+            b = rec.list_bytes = dumps(rec.data if rec.verbatim else self._served(rec.data))
         return b
 
     def detail_bytes(self, oid: int) -> bytes | None:
@@ -660,7 +691,12 @@ class Store:
                 return None
             b = rec.detail_bytes
             if b is None:
-                b = rec.detail_bytes = dumps(self.factory.detail(rec))
+                if rec.verbatim:
+                    if rec.document is None:
+                        return None
+                    b = rec.detail_bytes = dumps(rec.document)
+                else:
+                    b = rec.detail_bytes = dumps(self._served(self.factory.detail(rec)))
             return b
 
     _SORT_ATTR = {"id": "id", "pk": "id", "modified_date": "modified", "created_date": "created",
@@ -684,12 +720,14 @@ class Store:
 
     def snapshot(self) -> dict[int, str]:
         with self.lock:
-            return {oid: r.data["modified_date"] for oid, r in self.records.items()}
+            return {oid: iso(r.modified) for oid, r in self.records.items()}
 
     def ground_truth(self) -> list[dict[str, Any]]:
+        """What the store knows of each order, dates included whatever the shape it serves."""
         with self.lock:
-            return [{"id": r.id, "modified_date": r.data["modified_date"], "status": r.data["status"],
-                     "amount": r.data["amount"]} for r in self.records.values()]
+            return [{"id": r.id, "modified_date": iso(r.modified), "status": r.data["status"],
+                     "amount": r.data["amount"], "tracking_number": r.data.get("tracking_number")}
+                    for r in self.records.values()]
 
 
 _OPS = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}

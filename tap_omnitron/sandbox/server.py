@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from .data import STATUSES, Store, dumps, parse_iso
+from .data import SHAPES, STATUSES, Store, dumps, parse_iso
 
 FAULT_KINDS = ("429", "500", "502", "503", "504", "drop", "html200", "truncated")
 DEFAULT_FAULT_KINDS = ("429", "502", "503", "drop")
@@ -53,6 +53,7 @@ _INVALID_TOKEN = "Invalid token."
 _API = re.compile(r"^/api/(?:i1|v1)/(?:(auth/login)|(orders)|orders_integration/([^/.]+)/detailed_integration)/$")
 _DATE_PARAM = re.compile(r"^(modified_date|created_date|date_placed)__(gte|gt|lte|lt)$")
 _SORTABLE = ("id", "pk", "modified_date", "created_date", "date_placed")
+LIST_ORDERS = ("id", "-id", "modified_date", "-modified_date")  # for a server that ignores ?sort=
 _TRUTHY = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
 
 _date_cache = [0, ""]
@@ -296,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
         filters, errors = self._filters(sb, q)
         if errors:
             return self._json(400, errors)
-        sort = self._sort(get("sort"))
+        sort = self._sort(sb.list_order or get("sort"))
         if sb.on_list_page is not None:
             sb.on_list_page(sb, page)
         if sb.mutate_every_page:
@@ -461,9 +462,18 @@ class Sandbox:
         redirect_to: str | None = None,
         log_requests: bool = False,
         now: datetime | None = None,
+        shape: str = "documented",
+        list_order: str | None = None,
+        documents: tuple[list[dict[str, Any]], dict[int, dict[str, Any]]] | None = None,
         verbose: bool = False,
     ) -> None:
-        self.store = Store(orders=orders, seed=seed, now=now)
+        if list_order is not None and list_order not in LIST_ORDERS:
+            raise ValueError(f"unknown list order {list_order!r}; choose from {', '.join(LIST_ORDERS)}")
+        self.store = Store(orders=0 if documents else orders, seed=seed, now=now, shape=shape)
+        if documents:
+            self.store.load_documents(*documents)
+        self.shape = shape  # "documented": no order-level modified_date/created_date served
+        self.list_order = list_order  # ignore ?sort= and list in this order instead
         self.seed = seed
         self.host, self._port = host, port
         self.latency_ms = latency_ms
@@ -726,6 +736,11 @@ def _parser() -> argparse.ArgumentParser:
     a("--tls-cert", help="serve https with this certificate (PEM); needs --tls-key")
     a("--tls-key", help="the private key (PEM) of --tls-cert")
     a("--redirect-to", metavar="URL", help="answer every API request with a 301 to this origin")
+    a("--shape", choices=SHAPES, default="documented",
+      help="documented: orders without modified_date/created_date, as Omnitron's documentation shows them "
+           "(the server still filters and sorts on them); extended: with both (default documented)")
+    a("--list-order", choices=LIST_ORDERS, metavar="ORDER",
+      help=f"ignore ?sort= and list in this order, one of {', '.join(LIST_ORDERS)} (default: honour ?sort=)")
     a("--verbose", action="store_true", help="log every request to stderr")
     return p
 
@@ -742,7 +757,8 @@ def main(argv: list[str] | None = None) -> int:
         missing_details=[int(i) for i in args.missing_details.split(",") if i.strip()],
         keepalive_requests=args.keepalive_requests, keepalive_timeout=args.keepalive_timeout, gzip=args.gzip,
         tls=(args.tls_cert, args.tls_key) if args.tls_cert else None, redirect_to=args.redirect_to,
-        now=parse_iso(args.now) if args.now else None, verbose=args.verbose,
+        now=parse_iso(args.now) if args.now else None, shape=args.shape, list_order=args.list_order,
+        verbose=args.verbose,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import logging
 import typing as t
 from collections import deque
-from dataclasses import dataclass, field
 from functools import cached_property
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from tap_omnitron.client import OmnitronStream, payload_of
+from tap_omnitron.client import OmnitronStream, _what, payload_of
 from tap_omnitron.errors import NotFoundError
-from tap_omnitron.pagination import NextPagePaginator, ShrinkWatch, page_number
+from tap_omnitron.listing import FUTURE, Listing, Pass, Plan, Resume, probe_params
+from tap_omnitron.pagination import NextPagePaginator, page_number
 from tap_omnitron.records import utc_timestamp
 
 if t.TYPE_CHECKING:
@@ -23,64 +22,11 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-@dataclass
-class Resume:
-    """Where an interrupted sync of orders can pick up: kept in the orders' STATE.
-
-    Pages are read in `id` order under a fixed filter (`since`), so "every order up to
-    `after_id` was emitted with its children" is a fact a later run can rely on: it
-    pages from the start again but skips those orders, and their detail requests. It
-    keeps the first run's `signpost`, so the bookmark it leaves is no later than that.
-    """
-
-    KEY: t.ClassVar[str] = "resume"
-    since: str | None
-    signpost: str | None = None
-    after_id: int = 0
-    _watch: ShrinkWatch = field(default_factory=ShrinkWatch)
-    _sorted: bool = True
-
-    @classmethod
-    def load(cls, stream_state: dict, since: str | None) -> Resume:
-        saved = stream_state.get(cls.KEY)
-        if isinstance(saved, dict) and isinstance(saved.get("after_id"), int):
-            return cls(saved.get("since"), saved.get("signpost"), saved["after_id"])
-        return cls(since)
-
-    def done(self, order_id: t.Any) -> bool:  # noqa: ANN401
-        return isinstance(order_id, int) and order_id <= self.after_id
-
-    def advance(self, body: dict, logger: logging.Logger) -> None:
-        """Move `after_id` to the end of a page, unless the page may have skipped rows.
-
-        After deletions (`count` dropped) the paginator re-reads the previous page; the
-        rows it finds there are not covered until then.
-        """
-        ids = [r.get("id") for r in body.get("results", []) if isinstance(r.get("id"), int)]
-        shrank = self._watch.shrank(body)
-        if ids != sorted(ids) and self._sorted:
-            self._sorted = False
-            logger.warning("The server ignored sort=id: an interrupted sync restarts from scratch.")
-        if self._sorted and ids and not shrank:
-            self.after_id = max(self.after_id, ids[-1])
-
-    def save(self, stream_state: dict) -> None:
-        if self._sorted:
-            saved = {"since": self.since, "signpost": self.signpost, "after_id": self.after_id}
-            stream_state[self.KEY] = saved
-
-    @classmethod
-    def clear(cls, stream_state: dict) -> None:
-        stream_state.pop(cls.KEY, None)
-
-
 class OrdersStream(OmnitronStream):
     """Orders, paged over the immutable `id` and filtered on `modified_date`.
 
-    Paging by `sort=id` with a fixed filter means an order modified during the sync keeps
-    its place, and a new order lands after the last page: nothing shifts into a page
-    already read. The bookmark never passes the server's clock at the start of the sync
-    (its `Date` header), so whatever changed while the sync ran is read again next time.
+    See `listing` for how the list is read without losing an order, and where the bookmark
+    comes from (the server's clock at the start of the sync, never the records).
     """
 
     name = "orders"
@@ -91,9 +37,6 @@ class OrdersStream(OmnitronStream):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self.current_page: list[dict] = []  # the page whose children are being synced
-        self._warned_filter = False
-        self._clamped = False
-        self._older = 0
         self._filter_since: str | None = None  # the sync's lower bound, fixed at its start
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
@@ -118,66 +61,92 @@ class OrdersStream(OmnitronStream):
         """A later page may vanish when orders are deleted mid-sync: the paginator copes."""
         return page_number(response.url or "") > 1
 
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:  # noqa: ARG002
+        """None: the bookmark is the server's clock at the start of the sync (see `listing`)."""
+        return
+
     def get_records(self, context: Context | None) -> Iterator[dict]:
         resume = Resume.load(self.stream_state, self._since(context))
-        self._filter_since = resume.since
-        # The SDK warns that unsorted streams cannot resume; this one can, through Resume.
-        self.stream_state.setdefault(
-            "progress_markers", {"Note": "Bookmark pending; an interruption resumes from 'resume'."}
-        )
+        plan = self._plan(resume, context)
+        self._filter_since = plan.since
+        listing = Listing(plan, resume, self.logger)
+        for current in listing.passes():
+            yield from self._read_pass(listing, current, context)
+        Resume.clear(self.stream_state)
+        if plan.bookmarkable:
+            self.stream_state["replication_key"] = self.replication_key
+            self.stream_state["replication_key_value"] = plan.signpost
+        if listing.older:
+            self.logger.info("Dropped %d orders older than the bookmark", listing.older)
+
+    def _read_pass(self, listing: Listing, current: Pass, context: Context | None) -> Iterator[dict]:
+        """One pass over the list: each page's new orders, then their children, then STATE."""
         responses = self.request_pages(context)
-        ahead = self._next_page(responses, resume, context)
-        number = 0
+        ahead = self._next_page(responses, listing, current)
+        page_no = 0
         while ahead is not None:
             body, page = ahead
-            number += 1
+            page_no += 1
             yield from page
             # The next page's detail requests queue up behind this page's: no idle connection.
-            ahead = self._next_page(responses, resume, context)
+            ahead = self._next_page(responses, listing, current)
             if page:
                 self.current_page = page
-                self._sync_children({"orders_page": number})
+                self._sync_children({"orders_page": page_no})
                 self.current_page = []
             # Only now are this page's orders and all their children out: say so in STATE.
-            resume.advance(body, self.logger)
-            resume.save(self.stream_state)
+            listing.page_done(body, self.stream_state)
             self.state_manager.is_flushed = False
             self._write_state_message()
-        Resume.clear(self.stream_state)
-        if self._older:
-            self.logger.info("Dropped %d orders older than the bookmark", self._older)
 
     def _next_page(
-        self, responses: Iterator[requests.Response], resume: Resume, context: Context | None
+        self, responses: Iterator[requests.Response], listing: Listing, current: Pass
     ) -> tuple[dict, list[dict]] | None:
-        """Read, filter and prepare the next page; its children may start on it."""
+        """Read the next page and prepare its orders that are new to this sync."""
         response = next(responses, None)
         if response is None:
             return None
-        if not self._clamped:
-            self._clamp_bookmark(resume, response, context)
         body = payload_of(response)
-        page = []
-        for record in body.get("results", []):
-            modified = utc_timestamp(record.get("modified_date"))
-            if resume.since and modified and modified < resume.since:
-                self._older += 1  # the server ignored the filter: never emit stale rows
-                continue
-            if resume.done(record.get("id")):
-                continue  # emitted, with its children, before (this run or a killed one)
-            if modified:
-                record["modified_date"] = modified
-            page.append(self.prepare(record))
-        if self._older and not self._warned_filter:
-            self._warned_filter = True
-            self.logger.warning(
-                "The server ignored modified_date__gte; older orders are dropped "
-                "on the client side instead."
-            )
+        page = [self.prepare(record) for record in listing.select(current, body)]
         if page:
             for child in self.child_streams:
                 child.page_ready(page)
         return body, page
+
+    def _plan(self, resume: Resume, context: Context | None) -> Plan:
+        """Ask the server whether it filters and sorts as asked, and what time it is."""
+        probe, response = self._get(probe_params(sort="-id", since=FUTURE), context)
+        server_filters = not probe["results"]
+        carries_key = bool(probe["results"]) and "modified_date" in probe["results"][0]
+        if resume.signpost is None:
+            resume.signpost = self._server_clock(response)
+        bookmarkable = server_filters or carries_key
+        since = resume.since if bookmarkable else None
+        top = probe
+        if server_filters:  # the first order of the list this run reads, under sort=-id
+            top, _ = self._get(probe_params(sort="-id", since=since), context)
+        total = top.get("count") if isinstance(top.get("count"), int) else None
+        if not bookmarkable:
+            self.logger.warning(
+                "The server ignores modified_date__gte and its orders carry no modified_date: "
+                "every run reads all %s orders and sends a detail request for each%s; no "
+                "bookmark is kept.",
+                total if total is not None else "the", " (start_date cannot apply)"
+                if self.config.get("start_date") else "",
+            )
+        elif not server_filters and since:
+            self.logger.warning(
+                "The server ignored modified_date__gte; older orders are dropped "
+                "on the client side instead (every run lists all %s orders).",
+                total if total is not None else "the",
+            )
+        top_id = top["results"][0].get("id") if top["results"] else None
+        return Plan(since, resume.signpost, server_filters, bookmarkable, total, top_id)
+
+    def _get(self, params: dict, context: Context | None) -> tuple[dict, requests.Response]:
+        prepared = self.connection.get(f"{self.get_url(context)}?{urlencode(params)}")
+        response = self.connection.retry.call(lambda: self._request(prepared, context), _what(prepared))
+        return payload_of(response), response
 
     def generate_child_contexts(
         self, record: dict, context: Context | None
@@ -189,28 +158,16 @@ class OrdersStream(OmnitronStream):
         start = self.get_starting_timestamp(context)
         return utc_timestamp(start.isoformat()) if start else None
 
-    def _clamp_bookmark(
-        self, resume: Resume, response: requests.Response, context: Context | None
-    ) -> None:
-        """The bookmark may not pass the server's clock at the start of the sync.
-
-        A resumed sync keeps the clock of the sync it resumes: what changed since then,
-        including the orders it skips as done, is read again next time.
-        """
-        if not resume.signpost:
-            try:
-                server_now = email.utils.parsedate_to_datetime(response.headers["Date"])
-            except (KeyError, TypeError, ValueError):
-                self.logger.warning("No usable Date header; the bookmark is capped by the local clock.")
-                server_now = datetime.datetime.now(datetime.timezone.utc)
-            resume.signpost = utc_timestamp(server_now.isoformat())
-        self._write_replication_key_signpost(context, resume.signpost)
-        self._clamped = True
+    def _server_clock(self, response: requests.Response) -> str:
+        try:
+            server_now = email.utils.parsedate_to_datetime(response.headers["Date"])
+        except (KeyError, TypeError, ValueError):
+            self.logger.warning("No usable Date header; the bookmark is capped by the local clock.")
+            server_now = datetime.datetime.now(datetime.timezone.utc)
+        return t.cast("str", utc_timestamp(server_now.isoformat()))
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
-        """An order without `modified_date` cannot move the bookmark; the SDK would warn per row."""
-        if latest_record.get(self.replication_key):
-            super()._increment_stream_state(latest_record, context=context)
+        """The bookmark never comes from records (they may not carry it): see `get_records`."""
 
 
 class _OrderChild(OmnitronStream):

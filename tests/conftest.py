@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tap_omnitron.sandbox import Sandbox  # noqa: E402
+from tap_omnitron.sandbox.data import SHAPES  # noqa: E402
 
 
 @pytest.fixture
@@ -28,6 +30,13 @@ def sandbox_factory():
     yield start
     for sandbox in started:
         sandbox.stop()
+
+
+@pytest.fixture(params=SHAPES)
+def shaped_factory(request, sandbox_factory):
+    """`sandbox_factory` once per API shape: orders as documented (no `modified_date`), and
+    orders that carry `modified_date` and `created_date`."""
+    return functools.partial(sandbox_factory, shape=request.param)
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from tap_omnitron.tap import TapOmnitron
 ALL_FAULTS = ["429", "500", "502", "503", "504", "drop", "html200", "truncated"]
 
 
-def test_faulty_server_gives_exactly_the_clean_records(sandbox_factory) -> None:
-    clean = run_tap(config_for(sandbox_factory(orders=237, seed=11), page_size=50))
-    faulty_sandbox = sandbox_factory(
+def test_faulty_server_gives_exactly_the_clean_records(shaped_factory) -> None:
+    clean = run_tap(config_for(shaped_factory(orders=237, seed=11), page_size=50))
+    faulty_sandbox = shaped_factory(
         orders=237, seed=11, fault_rate=0.15, fault_kinds=ALL_FAULTS, retry_after=1
     )
     started = time.monotonic()

@@ -1,51 +1,107 @@
-"""Data that changes while the tap pages through it: nothing may be lost."""
+"""Data that changes while the tap pages through it: nothing may be lost, whatever order the
+server lists in and whether or not its orders carry `modified_date`."""
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import config_for
 from helpers import run_tap
-from tap_omnitron.records import utc_timestamp
+from tap_omnitron.sandbox.server import LIST_ORDERS
+
+# None: the server honours sort=id. The others: it ignores `sort` and lists in this order.
+SERVER_ORDERS = [None, *LIST_ORDERS]
 
 
-def latest_versions_emitted(sandbox, *runs) -> dict[int, str]:
-    """Orders whose latest version (by modified_date) none of the runs emitted."""
-    seen: dict[int, set[str]] = {}
+def version(order: dict) -> tuple:
+    """What a change of an order changes (status, amount, tracking number), in either shape."""
+    return order["status"], order["amount"], order["tracking_number"]
+
+
+def missing_versions(sandbox, *runs) -> dict[int, tuple]:
+    """Orders whose current version none of the runs emitted."""
+    emitted: dict[int, set[tuple]] = {}
     for run in runs:
         for order in run.records("orders"):
-            seen.setdefault(order["id"], set()).add(order["modified_date"])
+            emitted.setdefault(order["id"], set()).add(version(order))
     return {
-        order_id: modified
-        for order_id, modified in sandbox.orders_snapshot().items()
-        if utc_timestamp(modified) not in seen.get(order_id, set())
+        order["id"]: version(order)
+        for order in sandbox.ground_truth()
+        if version(order) not in emitted.get(order["id"], set())
     }
 
 
-def changing_between_pages(sandbox, page: int) -> None:
-    """Before every page after the first: modify an order already read, and create one."""
-    if page > 1:
-        read_already = sorted(sandbox.orders_snapshot())[: (page - 1) * 5]
-        sandbox.modify(ids=read_already[:1])
-        sandbox.create(1)
+def churning(*, delete_every: int = 3):
+    """A list-page hook: before each list request after the first, change an order and create
+    one; before every `delete_every`-th, also delete the oldest order. A deletion and a creation
+    between the same two pages leave `count` as it was: only reading again finds what shifted."""
+    requests = 0
+
+    def churn(sandbox, page: int) -> None:  # noqa: ARG001
+        nonlocal requests
+        requests += 1
+        if requests > 1:
+            sandbox.store.mutate(modify=1, create=1)
+            if requests % delete_every == 0:
+                sandbox.delete(ids=[min(sandbox.orders_snapshot())])
+
+    return churn
 
 
-def test_orders_changed_and_created_during_a_sync_are_not_lost(sandbox_factory) -> None:
-    sandbox = sandbox_factory(orders=40, on_list_page=changing_between_pages)
+def assert_children_follow(sandbox, *runs) -> None:
+    """Every emitted order came with its items, and with its detail unless it is gone."""
+    exists = set(sandbox.orders_snapshot())
+    for run in runs:
+        orders, details = set(run.by_key("orders", "id")), set(run.by_key("order_details", "pk"))
+        assert details <= orders
+        assert not (orders - details) & exists, "an order that exists came without its detail"
+        items = {(i["order"], i["id"]) for i in run.records("order_items")}
+        assert items == {(o["id"], i["id"]) for o in run.records("orders") for i in o["orderitem_set"]}
+
+
+@pytest.mark.parametrize("list_order", SERVER_ORDERS, ids=lambda o: f"lists-by-{o or 'sort'}")
+def test_orders_changed_created_and_deleted_during_a_sync_are_not_lost(
+    shaped_factory, list_order
+) -> None:
+    sandbox = shaped_factory(orders=60, list_order=list_order, on_list_page=churning())
     first = run_tap(config_for(sandbox))
     assert first.returncode == 0, first.stderr
     sandbox.on_list_page = None
     second = run_tap(config_for(sandbox), state=first.last_state)
-    assert latest_versions_emitted(sandbox, first, second) == {}
-    # ... and the children of every emitted order came along.
-    for run in (first, second):
-        assert set(run.by_key("order_details", "pk")) == set(run.by_key("orders", "id"))
+    assert missing_versions(sandbox, first, second) == {}
+    assert_children_follow(sandbox, first, second)
 
 
-def test_orders_deleted_during_a_sync_do_not_hide_others(sandbox_factory) -> None:
+@pytest.mark.parametrize("list_order", ["modified_date", "-id"])
+def test_nothing_lost_on_a_server_that_neither_filters_nor_dates_its_orders(
+    sandbox_factory, list_order
+) -> None:
+    sandbox = sandbox_factory(
+        orders=60, list_order=list_order, ignore_filters=True, on_list_page=churning()
+    )
+    first = run_tap(config_for(sandbox))
+    assert first.returncode == 0, first.stderr
+    sandbox.on_list_page = None
+    second = run_tap(config_for(sandbox), state=first.last_state)
+    assert missing_versions(sandbox, first, second) == {}
+    assert_children_follow(sandbox, first, second)
+
+
+def test_a_quiet_list_read_in_two_passes_costs_no_extra_detail(shaped_factory) -> None:
+    sandbox = shaped_factory(orders=40, list_order="modified_date")
+    run = run_tap(config_for(sandbox))
+    assert len(run.records("orders")) == 40  # noqa: PLR2004  (each once)
+    details = sum(n for p, n in sandbox.requests_by_path.items() if "detailed" in p)
+    assert details == 40  # noqa: PLR2004
+    assert sandbox.requests_by_path["/api/i1/orders/"] == 2 + 8 + 8  # probes, two passes
+
+
+def test_orders_deleted_during_a_sync_do_not_hide_others(shaped_factory) -> None:
     def deleting(sandbox, page: int) -> None:
         if page > 1:
             sandbox.delete(ids=sorted(sandbox.orders_snapshot())[:2])
 
-    sandbox = sandbox_factory(orders=40, on_list_page=deleting)
+    sandbox = shaped_factory(orders=40, on_list_page=deleting)
     before = set(sandbox.orders_snapshot())
     run = run_tap(config_for(sandbox))
     assert run.returncode == 0, run.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import datetime
 import json
+from pathlib import Path
 
 from conftest import config_for
 from helpers import run_tap
@@ -11,7 +14,13 @@ from tap_omnitron.records import REDACTED, utc_timestamp
 SECRET_MARK = "SANDBOX-SECRET"
 
 
-def test_full_sync_emits_every_order_item_and_detail(sandbox) -> None:
+def served_modified_date(sandbox, order_id: int) -> str | None:
+    """`modified_date` as the sandbox's list serves it: absent in the documented shape."""
+    return sandbox.list_record(order_id).get("modified_date")
+
+
+def test_full_sync_emits_every_order_item_and_detail(shaped_factory) -> None:
+    sandbox = shaped_factory(orders=23)
     run = run_tap(config_for(sandbox))
     assert run.returncode == 0, run.stderr
     truth = {o["id"]: o for o in sandbox.ground_truth()}
@@ -20,13 +29,15 @@ def test_full_sync_emits_every_order_item_and_detail(sandbox) -> None:
     assert len(run.records("orders")) == len(truth), "a clean sync emits each order once"
     for order_id, order in orders.items():
         assert order["amount"] == truth[order_id]["amount"]  # decimal text, exactly
-        assert order["modified_date"] == utc_timestamp(truth[order_id]["modified_date"])
+        # What the API sent, or nothing: never a value the tap made up.
+        assert order.get("modified_date") == served_modified_date(sandbox, order_id)
     items = run.records("order_items")
     expected_items = {i["id"]: oid for oid, o in orders.items() for i in o["orderitem_set"]}
     assert {i["id"]: i["order"] for i in items} == expected_items
     details = run.by_key("order_details", "pk")
     assert set(details) == set(truth)
     assert all(details[k]["amount"] == truth[k]["amount"] for k in truth)
+    assert all(details[k].get("modified_date") == served_modified_date(sandbox, k) for k in truth)
 
 
 def test_money_is_decimal_text_everywhere(sandbox) -> None:
@@ -53,43 +64,68 @@ def test_secrets_are_redacted_by_default_and_on_request_only(sandbox) -> None:
     assert SECRET_MARK in raw.stdout
 
 
-def test_incremental_run_emits_only_what_changed(sandbox) -> None:
+def bookmark_of(run) -> str | None:
+    return run.last_state["bookmarks"]["orders"].get("replication_key_value")
+
+
+def test_incremental_run_emits_only_what_changed(shaped_factory) -> None:
+    sandbox = shaped_factory(orders=23)
     first = run_tap(config_for(sandbox))
     changed = set(sandbox.modify(count=3)) | set(sandbox.create(2))
+    sandbox.reset_stats()
     second = run_tap(config_for(sandbox), state=first.last_state)
     assert second.returncode == 0, second.stderr
     emitted = set(second.by_key("orders", "id"))
-    assert changed <= emitted
-    overlap = emitted - changed
-    assert len(overlap) <= 1, f"only the order at the bookmark may repeat, got {overlap}"
+    assert emitted == changed, "the bookmark is the first run's start: nothing older repeats"
     assert set(second.by_key("order_details", "pk")) == emitted
     assert {i["order"] for i in second.records("order_items")} == emitted
-    # Nothing changed since: the next run repeats at most the orders of the bookmark's
-    # own second (the bookmark stops at the server's clock when the run began).
-    bookmark = second.last_state["bookmarks"]["orders"]["replication_key_value"]
+    assert detail_requests(sandbox) == len(changed)
+    # Nothing changed since: the next run repeats at most the orders changed in the second
+    # of its bookmark (the server's clock at the start of the second run, to the second).
     third = run_tap(config_for(sandbox), state=second.last_state)
-    repeated = third.records("orders")
-    assert all(o["modified_date"] >= bookmark for o in repeated)
-    assert {o["id"] for o in repeated} <= emitted
+    assert set(third.by_key("orders", "id")) <= changed
 
 
-def test_bookmark_never_passes_the_servers_clock(sandbox) -> None:
+def detail_requests(sandbox) -> int:
+    return sum(n for path, n in sandbox.requests_by_path.items() if "detailed_integration" in path)
+
+
+def list_requests(sandbox) -> int:
+    return sandbox.requests_by_path.get("/api/i1/orders/", 0)
+
+
+def test_second_run_after_8_changes_sends_8_detail_requests(shaped_factory) -> None:
+    sandbox = shaped_factory(orders=303)
+    config = config_for(sandbox, page_size=100)
+    first = run_tap(config)
+    assert first.returncode == 0, first.stderr
+    changed = sandbox.modify(count=8)
+    sandbox.reset_stats()
+    second = run_tap(config, state=first.last_state)
+    assert set(second.by_key("orders", "id")) == set(changed)
+    # Two probes and one page of 8 orders; one detail request per changed order.
+    assert (list_requests(sandbox), detail_requests(sandbox)) == (3, 8)
+
+
+def test_bookmark_is_the_servers_clock_at_the_start(shaped_factory) -> None:
+    sandbox = shaped_factory(orders=23, latency_ms=20)
+    started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     run = run_tap(config_for(sandbox))
-    bookmark = run.last_state["bookmarks"]["orders"]["replication_key_value"]
+    bookmark = datetime.datetime.fromisoformat(bookmark_of(run).replace("Z", "+00:00"))
+    assert started <= bookmark <= started + datetime.timedelta(seconds=2)
     newest = max(utc_timestamp(o["modified_date"]) for o in sandbox.ground_truth())
-    assert bookmark == newest
+    assert bookmark_of(run) >= newest
     sandbox.modify(count=1)  # modified "now": the next run must read it again
     later = run_tap(config_for(sandbox), state=run.last_state)
-    bookmark = later.last_state["bookmarks"]["orders"]["replication_key_value"]
-    assert bookmark <= max(utc_timestamp(o["modified_date"]) for o in sandbox.ground_truth())
+    assert len(later.records("orders")) == 1
 
 
-def test_start_date_limits_the_first_run(sandbox) -> None:
-    truth = sorted(utc_timestamp(o["modified_date"]) for o in sandbox.ground_truth())
-    start = truth[len(truth) // 2]
+def test_start_date_limits_the_first_run(shaped_factory) -> None:
+    sandbox = shaped_factory(orders=23)
+    truth = sorted((utc_timestamp(o["modified_date"]), o["id"]) for o in sandbox.ground_truth())
+    start = truth[len(truth) // 2][0]
     run = run_tap(config_for(sandbox, start_date=start))
-    emitted = {o["modified_date"] for o in run.records("orders")}
-    assert emitted == {m for m in truth if m >= start}
+    assert set(run.by_key("orders", "id")) == {oid for modified, oid in truth if modified >= start}
 
 
 def test_state_has_no_bookmark_per_order(sandbox) -> None:
@@ -100,17 +136,32 @@ def test_state_has_no_bookmark_per_order(sandbox) -> None:
     assert run.last_state["bookmarks"]["orders"]["replication_key"] == "modified_date"
 
 
-def test_server_that_ignores_the_date_filter(sandbox_factory) -> None:
-    sandbox = sandbox_factory(orders=23, ignore_filters=True)
+def test_server_that_ignores_the_date_filter_on_orders_that_carry_it(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=23, ignore_filters=True, shape="extended")
     first = run_tap(config_for(sandbox))
     changed = set(sandbox.modify(count=2))
+    sandbox.reset_stats()
     second = run_tap(config_for(sandbox), state=first.last_state)
-    bookmark = first.last_state["bookmarks"]["orders"]["replication_key_value"]
-    emitted = second.records("orders")
-    assert changed <= {o["id"] for o in emitted}
-    assert all(o["modified_date"] >= bookmark for o in emitted)
-    assert len(emitted) <= len(changed) + 1
+    assert set(second.by_key("orders", "id")) == changed
+    assert detail_requests(sandbox) == len(changed)
     assert second.stderr.count("ignored modified_date__gte") == 1
+
+
+def test_server_that_ignores_the_date_filter_on_documented_orders(sandbox_factory) -> None:
+    """Nothing tells a changed order from another: say so once, sync all, keep no bookmark."""
+    sandbox = sandbox_factory(orders=23, ignore_filters=True)
+    first = run_tap(config_for(sandbox))
+    assert bookmark_of(first) is None
+    sandbox.modify(count=2)
+    second = run_tap(config_for(sandbox), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    assert set(second.by_key("orders", "id")) == set(sandbox.orders_snapshot())
+    assert set(second.by_key("order_details", "pk")) == set(sandbox.orders_snapshot())
+    assert bookmark_of(second) is None
+    warnings = [line for line in second.stderr.splitlines() if "carry no modified_date" in line]
+    assert len(warnings) == 1
+    assert "all 23 orders" in warnings[0]
+    assert "no bookmark is kept" in warnings[0]
 
 
 def test_server_caps_the_page_size_silently(sandbox_factory) -> None:
@@ -140,3 +191,28 @@ def test_schema_messages_keep_decimal_precision_and_scale(sandbox) -> None:
             decimals = text.count('"x-singer.decimal"')
             assert decimals > 0
             assert text.count('"precision": 28') == text.count('"scale": 8') == decimals
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_the_documented_examples_come_out_complete_and_exact(sandbox_factory) -> None:
+    """Omnitron's own examples, served as they are: every field out, and only the numbers the
+    schema calls decimals turned into decimal text (the API sends those as text elsewhere)."""
+    page = json.loads((FIXTURES / "orders_page.json").read_text())
+    detail = json.loads((FIXTURES / "order_detail.json").read_text())
+    sandbox = sandbox_factory(documents=(page["results"], {1: detail}))
+    run = run_tap(config_for(sandbox, redact_secrets=False))
+    assert run.returncode == 0, run.stderr
+    assert "not in the catalog schema" not in run.stderr
+
+    expected_orders = copy.deepcopy(page["results"])
+    assert [o["net_shipping_amount"] for o in expected_orders] == [7, 7]
+    for order in expected_orders:
+        order["net_shipping_amount"] = "7.00"
+    assert run.records("orders") == expected_orders
+    assert run.records("order_items") == [i for o in page["results"] for i in o["orderitem_set"]]
+    expected_detail = {**detail, "net_shipping_amount": "8.50"}
+    assert detail["net_shipping_amount"] == 8.5  # noqa: PLR2004
+    assert run.records("order_details") == [expected_detail]  # order 2 has no documented detail
+    assert run.stderr.count("Skipping an order that is gone") == 1

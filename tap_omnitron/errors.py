@@ -8,7 +8,7 @@ import typing as t
 
 import msgspec
 
-from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 SCRUBBED = "***"
 
@@ -32,8 +32,20 @@ class AuthenticationError(OmnitronError):
     """The server refused the credentials."""
 
 
-class NotFoundError(OmnitronError):
-    """404 for one object: the order went away between the list and its detail."""
+class TransientError(RetriableAPIError):
+    """A failure worth retrying: 429, 5xx, a dropped connection, a timeout, a malformed body.
+
+    `retry_after` is the pause the server asked for, if any; `age` how long ago the failed
+    request was sent (its answer may have waited unread while others were read).
+    """
+
+    def __init__(self, description: str, *, retry_after: float | None = None, age: float = 0.0) -> None:
+        super().__init__(SECRETS.scrub(description))
+        self.retry_after = retry_after
+        self.age = age
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class SecretRegistry:
@@ -96,13 +108,13 @@ def _named_loggers() -> list[logging.Logger]:
     ]
 
 
-def server_detail(response: t.Any) -> str | None:  # noqa: ANN401
-    """The first human message of an error response's body, if it is DRF-style JSON."""
+def server_detail(body: bytes) -> str | None:
+    """The first human message of an error answer's body, if it is DRF-style JSON."""
     try:
-        body = msgspec.json.decode(response.content)
+        decoded = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return None
-    return first_message(body)
+    return first_message(decoded)
 
 
 def first_message(body: t.Any) -> str | None:  # noqa: ANN401

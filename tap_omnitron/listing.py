@@ -23,10 +23,12 @@ from __future__ import annotations
 import logging
 import typing as t
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from tap_omnitron.pagination import ShrinkWatch
-from tap_omnitron.records import utc_timestamp
+from tap_omnitron import dates
+
+if t.TYPE_CHECKING:
+    from tap_omnitron.pagination import Page
 
 FUTURE = "2999-01-01T00:00:00Z"  # a lower bound no order reaches: a filtering server lists nothing
 MAX_PASSES = 5  # a list still changing after this many passes is left to the next run
@@ -48,7 +50,7 @@ class Plan:
         filter); an order without `modified_date` cannot be told apart, so it is kept."""
         if not self.since:
             return True
-        modified = utc_timestamp(record.get("modified_date"))
+        modified = dates.canonical(record.get("modified_date"))
         return modified is None or modified >= self.since
 
 
@@ -76,7 +78,6 @@ class Resume:
     after_id: int = 0  # this sync's progress, the killed runs' included
     in_id_order: bool = True
     _done_through: int = 0  # what killed runs did: this run skips those orders
-    _watch: ShrinkWatch = field(default_factory=ShrinkWatch)
 
     @classmethod
     def load(cls, stream_state: dict, since: str | None) -> Resume:
@@ -91,17 +92,16 @@ class Resume:
         a later pass must still find what an earlier one missed)."""
         return self.in_id_order and isinstance(order_id, int) and order_id <= self._done_through
 
-    def advance(self, body: dict, logger: logging.Logger) -> None:
+    def advance(self, page: Page, logger: logging.Logger) -> None:
         """Move `after_id` to the end of a page, unless the page may have skipped rows.
 
-        After deletions (`count` dropped) the paginator re-reads the previous page; the
-        rows it finds there are not covered until then.
+        After deletions (the list shrank) the paginator re-reads the page before; the rows
+        it finds there are not covered until then.
         """
-        ids = [r.get("id") for r in body.get("results", []) if isinstance(r.get("id"), int)]
-        shrank = self._watch.shrank(body)
+        ids = [r.get("id") for r in page.results if isinstance(r.get("id"), int)]
         if self.in_id_order and ids != sorted(ids):
             self.not_in_id_order(logger)
-        if self.in_id_order and ids and not shrank:
+        if self.in_id_order and ids and not page.shrank:
             self.after_id = max(self.after_id, ids[-1])
 
     def not_in_id_order(self, logger: logging.Logger) -> None:
@@ -166,13 +166,13 @@ class Listing:
             "until it next changes.", MAX_PASSES,
         )
 
-    def select(self, current: Pass, body: dict) -> list[dict]:
+    def select(self, current: Pass, page: Page) -> list[dict]:
         """The orders of a page that this sync has not emitted yet, in the server's order."""
         if current.pages == 0 and current.number == 1:
-            self._check_sort(body)
+            self._check_sort(page)
         current.pages += 1
-        page = []
-        for record in body.get("results", []):
+        new = []
+        for record in page.results:
             order_id = record.get("id")
             current.saw(order_id)
             if order_id in self.emitted or self.resume.done(order_id):
@@ -184,12 +184,12 @@ class Listing:
             current.found += 1
             if current.number > 1 and not self._newer_than_sync(record):
                 current.recovered += 1
-            page.append(record)
-        return page
+            new.append(record)
+        return new
 
-    def page_done(self, body: dict, stream_state: dict) -> None:
+    def page_done(self, page: Page, stream_state: dict) -> None:
         """A page's orders and all their children are out: say so in STATE."""
-        self.resume.advance(body, self.logger)
+        self.resume.advance(page, self.logger)
         self.resume.save(stream_state)
 
     def _newer_than_sync(self, record: dict) -> bool:
@@ -197,14 +197,13 @@ class Listing:
         order_id = record.get("id")
         if isinstance(order_id, int) and isinstance(self._bound, int) and order_id > self._bound:
             return True
-        modified = utc_timestamp(record.get("modified_date"))
+        modified = dates.canonical(record.get("modified_date"))
         return modified is not None and modified >= self.plan.signpost
 
-    def _check_sort(self, body: dict) -> None:
+    def _check_sort(self, page: Page) -> None:
         """`sort=-id` and `sort=id` must start at different ends of a list of two or more."""
-        results = body.get("results", [])
-        count = body.get("count")
-        if not results or not isinstance(count, int) or count < 2:  # noqa: PLR2004
+        results, count = page.results, page.count
+        if not results or count is None or count < 2:  # noqa: PLR2004
             return
         first, top = results[0].get("id"), self.plan.top_id
         if not (isinstance(first, int) and isinstance(top, int) and top > first):

@@ -1,64 +1,84 @@
 """Page-number pagination that trusts the server's `next` and survives a shrinking list.
 
-The server may cap `limit` silently, so the next page comes from `next`, never from our
-own arithmetic. Only its `page` number is used: requests always go to the configured
-host, whatever host `next` names.
+The server may cap `limit` silently, so the next page comes from `next`, never from our own
+arithmetic. Only its `page` number is used: requests always go to the configured host,
+whatever host `next` names.
 
-Orders deleted while the tap pages shift every later row one place back, so the first
-rows of the next page would never be read. When `count` drops between two pages, or a
-page that `next` promised answers 404, the paginator steps back one page: rows are read
-twice rather than never (targets upsert on the key).
+Orders deleted while the tap pages shift every later row one place back, so the first rows
+of the next page would never be read. When `count` drops between two pages, or a page that
+`next` promised answers 404, the paginator steps back one page: rows are read twice rather
+than never (targets upsert on the key). This is the one place that knows about either.
 """
 
 from __future__ import annotations
 
 import logging
 import typing as t
+from collections import deque
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
+from tap_omnitron.client import ORDERS_PATH, Answer, a_page
+from tap_omnitron.errors import OmnitronError
+
 if t.TYPE_CHECKING:
-    import requests
+    from collections.abc import Iterator
+
+    from tap_omnitron.client import OmnitronClient, Pending
 
 logger = logging.getLogger("tap-omnitron")
 
 MAX_REWINDS = 50  # a list that keeps shrinking is read to its end anyway, just not forever
 
 
-class ShrinkWatch:
-    """Tells whether a page's `count` is lower than the previous page's."""
+@dataclass(frozen=True)
+class Page:
+    """One page of the order list, as the server sent it."""
 
-    def __init__(self) -> None:
-        self._count: int | None = None
+    number: int
+    body: dict
+    shrank: bool = False  # the list shrank since the page before: rows may have slipped past
 
-    def shrank(self, body: dict) -> bool:
-        count = body.get("count")
-        if not isinstance(count, int):
-            return False
-        shrank = self._count is not None and count < self._count
-        self._count = count
-        return shrank
+    @property
+    def results(self) -> list[dict]:
+        return self.body["results"]
+
+    @property
+    def count(self) -> int | None:
+        count = self.body.get("count")
+        return count if isinstance(count, int) else None
 
 
-class NextPagePaginator(BaseAPIPaginator[int]):
+class PageNumbers(BaseAPIPaginator[int]):
     """Pages 1, 2, ... as long as the server answers with a `next` link."""
 
-    def __init__(self, payload: t.Callable[[requests.Response], t.Any]) -> None:
+    def __init__(self) -> None:
         super().__init__(1)
-        self._payload = payload
-        self._watch = ShrinkWatch()
+        self._count: int | None = None
         self._last_good = 0
         self.rewinds = 0
+        self.shrank = False  # the last page read found the list shorter than the one before
 
-    def get_next(self, response: requests.Response) -> int | None:
-        if response.status_code == 404:  # noqa: PLR2004  (the promised page vanished)
+    def get_next(self, response: Answer) -> int | None:  # type: ignore[override]
+        if not response.found:  # the promised page vanished
+            if self.current_value == 1:
+                msg = f"{response.what} answered 404 (not found): check base_url"
+                raise OmnitronError(msg)
             return self._rewind(self._last_good, "a listed page no longer exists")
-        body = self._payload(response)
         self._last_good = self.current_value
-        if self._watch.shrank(body) and self.current_value > 1:
+        count = response.body.get("count")
+        self.shrank = isinstance(count, int) and self._count is not None and count < self._count
+        if isinstance(count, int):
+            self._count = count
+        if self.shrank and self.current_value > 1:
             return self._rewind(self.current_value - 1, "the order list shrank")
-        return next_page_number(body.get("next"), self.current_value)
+        following = next_page_number(response.body.get("next"), self.current_value)
+        if following == self.current_value:
+            msg = f"{response.what}: page {following} names itself as the next page"
+            raise OmnitronError(msg)
+        return following
 
     def _rewind(self, page: int, why: str) -> int | None:
         if self.rewinds >= MAX_REWINDS or page < 1:
@@ -69,10 +89,46 @@ class NextPagePaginator(BaseAPIPaginator[int]):
         return page
 
 
-def page_number(url: str) -> int:
-    """The `page` a list URL asks for (1 when it names none)."""
-    pages = parse_qs(urlsplit(url).query).get("page")
-    return int(pages[0]) if pages and pages[0].isdigit() else 1
+def read_pages(client: OmnitronClient, params: t.Mapping[str, t.Any], *, ahead: int) -> Iterator[Page]:
+    """Every page of the order list under `params`, in the server's order.
+
+    Up to `ahead` pages after the one being read are requested early (n + 1, n + 2, ... as
+    DRF numbers them, no further than `count` says), so that their round trips overlap the
+    work on this one. One that `next` turns out not to want is cancelled.
+    """
+    paginator = PageNumbers()
+    early: deque[tuple[int, Pending]] = deque()
+    last_page: int | None = None
+    try:
+        while not paginator.finished:
+            number = paginator.current_value
+            pending = early.popleft()[1] if early else _request(client, params, number)
+            answer = pending.answer()
+            paginator.advance(answer)
+            if paginator.count == 1 and answer.found and answer.body["results"]:
+                count = answer.body.get("count")
+                per_page = len(answer.body["results"])
+                last_page = -(-count // per_page) if isinstance(count, int) else None
+            if paginator.finished or (early and early[0][0] != paginator.current_value):
+                _cancel(early)  # the end, or a step back: the pages asked for early are not next
+            if not paginator.finished:
+                following = early[-1][0] + 1 if early else paginator.current_value
+                while len(early) < ahead and (last_page is None or following <= last_page):
+                    early.append((following, _request(client, params, following)))
+                    following += 1
+            if answer.found:
+                yield Page(number, answer.body, paginator.shrank)
+    finally:
+        _cancel(early)
+
+
+def _request(client: OmnitronClient, params: t.Mapping[str, t.Any], number: int) -> Pending:
+    return client.start(ORDERS_PATH, {**params, "page": number}, shape=a_page)
+
+
+def _cancel(early: deque[tuple[int, Pending]]) -> None:
+    while early:
+        early.popleft()[1].cancel()
 
 
 def next_page_number(next_url: t.Any, current: int) -> int | None:  # noqa: ANN401

@@ -1,7 +1,7 @@
 """What the tap does to a record before it leaves: exact decimals and no secrets.
 
 Omnitron sends money as decimal text, but some fields (`net_shipping_amount`) arrive as
-JSON numbers in some responses. Responses are parsed with numbers as `Decimal`
+JSON numbers in some responses. Answers are parsed with numbers as `Decimal`
 (see `client.decode_json`), so here every field the schema declares as
 `x-singer.decimal` becomes decimal text without ever passing through a float.
 
@@ -13,7 +13,6 @@ loaded tables keep their shape.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import re
 import typing as t
 from decimal import Decimal, InvalidOperation
@@ -154,24 +153,51 @@ def _mask_leaves(value: t.Any) -> t.Any:  # noqa: ANN401
     return None if value is None else REDACTED
 
 
-def utc_timestamp(value: t.Any) -> str | None:  # noqa: ANN401
-    """Canonical UTC text for a timestamp, so that bookmarks compare as text safely.
+class Preparer:
+    """What every record goes through before it leaves: exact decimals and, unless
+    `redact_secrets` is off, no secrets. Built once per stream from its schema."""
 
-    The SDK compares bookmark values as strings; a server sending `+03:00` offsets or
-    mixing precisions would otherwise order them wrongly.
+    def __init__(self, schema: dict, *, redact: bool) -> None:
+        self._plan = decimal_plan(schema)
+        self._redact = redact
+
+    def __call__(self, record: dict) -> dict:
+        normalise_decimals(record, self._plan)
+        return redact_secrets(record) if self._redact else record
+
+
+def restore_decimal_bounds(schema: dict, source: dict) -> None:
+    """Copy `precision`/`scale` from `source` into the decimals of `schema`, in place.
+
+    Properties are matched by path; a decimal the source does not have (a stream map's or
+    flattening's new name) gets the widest bounds the source declares.
     """
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    widest = _widest_bounds(source)
+
+    def walk(node: t.Any, origin: t.Any) -> None:  # noqa: ANN401
+        if not isinstance(node, dict):
+            return
+        origin = origin if isinstance(origin, dict) else {}
+        if node.get("format") == "x-singer.decimal":
+            for key in ("precision", "scale"):
+                node.setdefault(key, origin.get(key, widest.get(key)))
+        for name, prop in (node.get("properties") or {}).items():
+            walk(prop, (origin.get("properties") or {}).get(name))
+        if "items" in node:
+            walk(node["items"], origin.get("items"))
+
+    walk(schema, source)
 
 
-def prepare_record(record: dict, schema: dict, *, redact: bool = True) -> dict:
-    """Exact decimals and, unless turned off, no secrets: one record, one call."""
-    normalise_decimals(record, decimal_plan(schema))
-    return redact_secrets(record) if redact else record
+def _widest_bounds(schema: t.Any) -> dict[str, int]:  # noqa: ANN401
+    found: dict[str, int] = {}
+    if isinstance(schema, dict):
+        if schema.get("format") == "x-singer.decimal":
+            for key in ("precision", "scale"):
+                if isinstance(schema.get(key), int):
+                    found[key] = max(found.get(key, 0), schema[key])
+        children = [*(schema.get("properties") or {}).values(), schema.get("items")]
+        for child in children:
+            for key, value in _widest_bounds(child).items():
+                found[key] = max(found.get(key, 0), value)
+    return found

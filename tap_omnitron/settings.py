@@ -1,11 +1,16 @@
-"""Settings checks that run before the first request, each naming the setting at fault."""
+"""Settings rules that JSON Schema cannot say well, checked before the first request.
+
+Types, minimums and `required` live in `TapOmnitron.config_jsonschema`, the one definition
+of the settings; these checks add what a schema would say badly or leak: a base URL that
+is really one, credentials in one of two forms, a start date that parses.
+"""
 
 from __future__ import annotations
 
-import datetime
 import typing as t
 from urllib.parse import urlsplit
 
+from tap_omnitron import dates
 from tap_omnitron.errors import SettingsError
 
 DEFAULT_PAGE_SIZE = 100
@@ -28,21 +33,27 @@ def check(config: t.Mapping[str, t.Any]) -> None:
             msg = "no credentials: set api_token, or username and password"
         raise SettingsError(msg)
     if config.get("start_date") is not None:
-        parse_start_date(config["start_date"])
-    for name in ("page_size", "max_concurrency"):
-        _positive_integer(config, name, minimum=1)
-    _positive_integer(config, "max_retries", minimum=0)
-    if not isinstance(config.get("redact_secrets", True), bool):
-        msg = f"redact_secrets must be true or false, got {config['redact_secrets']!r}"
-        raise SettingsError(msg)
+        try:
+            dates.parse(config["start_date"])
+        except ValueError:
+            msg = (
+                "start_date must be an ISO 8601 date or date-time (e.g. 2024-01-31), "
+                f"got {config['start_date']!r}"
+            )
+            raise SettingsError(msg) from None
 
 
 def normalise_base_url(value: t.Any) -> str:  # noqa: ANN401
     """`https://host[/prefix]` without a trailing slash or a pasted API suffix."""
     text = str(value).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = f"base_url must be an http(s) URL such as https://omnitron.example.com, got {text!r}"
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in {"http", "https"} and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        shown = "a value with '@' in it (not shown)" if "@" in text else repr(text)
+        msg = f"base_url must be an http(s) URL such as https://omnitron.example.com, got {shown}"
         raise SettingsError(msg)
     if parts.username or parts.password:
         msg = "base_url must not contain credentials; use api_token or username/password"
@@ -53,21 +64,3 @@ def normalise_base_url(value: t.Any) -> str:  # noqa: ANN401
             path = path[: -len(suffix)]
             break
     return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def parse_start_date(value: t.Any) -> datetime.datetime:  # noqa: ANN401
-    try:
-        moment = datetime.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        msg = f"start_date must be an ISO 8601 date or date-time (e.g. 2024-01-31), got {value!r}"
-        raise SettingsError(msg) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
-
-
-def _positive_integer(config: t.Mapping[str, t.Any], name: str, *, minimum: int) -> None:
-    value = config.get(name)
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"{name} must be an integer >= {minimum}, got {value!r}"
-        raise SettingsError(msg)

@@ -1,77 +1,157 @@
-"""The three streams: orders, and the order items and order details of each order."""
+"""The three streams: orders, and the order items and detailed view of each order.
+
+Each stream says what it is (name, keys, schema file) and reads what it emits from the one
+object it shares with the others, the `OrderFeed`. Orders come from `read_pages` through
+`listing`; the SDK syncs the children once per page of orders, with the context
+`{"orders_page": n}`, after the page's last order its stream maps keep.
+"""
 
 from __future__ import annotations
 
 import datetime
-import email.utils
+import itertools
 import typing as t
-from collections import deque
 from functools import cached_property
-from urllib.parse import quote, urlencode
+from pathlib import Path
 
-from tap_omnitron.client import OmnitronStream, _what, payload_of
-from tap_omnitron.errors import NotFoundError
+from singer_sdk import metrics
+from singer_sdk import singerlib as singer
+from singer_sdk.schema.source import SchemaDirectory, StreamSchema
+
+from tap_omnitron import dates, settings
+from tap_omnitron.client import DETAIL_PATH, ORDERS_PATH, a_page
 from tap_omnitron.listing import FUTURE, Listing, Pass, Plan, Resume, probe_params
-from tap_omnitron.pagination import NextPagePaginator, page_number
-from tap_omnitron.records import utc_timestamp
+from tap_omnitron.pagination import Page, read_pages
+from tap_omnitron.records import Preparer, restore_decimal_bounds
+from tap_omnitron.sdk import StreamHooks
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    import requests
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
+
+    from tap_omnitron.client import OmnitronClient
+    from tap_omnitron.feed import OrderFeed
+
+
+def _schema_dir() -> Path:
+    """Schemas ship inside the wheel; an editable install reads them from the checkout."""
+    packaged = Path(__file__).parent / "schemas"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "schemas"
+
+
+class OmnitronStream(StreamHooks):
+    """What the streams share: a schema file, the feed, exact decimals, no secrets."""
+
+    schema = StreamSchema(SchemaDirectory(_schema_dir()))
+
+    def __init__(self, tap: Tap, *, feed: OrderFeed) -> None:
+        super().__init__(tap)
+        self.feed = feed
+        self._unknown_reported: set[str] = set()  # property names already warned about
+        self._bounded: set[int] = set()  # schemas whose decimals have their bounds back
+
+    @property
+    def client(self) -> OmnitronClient:
+        return self.feed.client
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never: a child sync covers one page of orders, and a target must not take it for
+        the whole table (it would delete the rows of every other page)."""
+        return False
+
+    @cached_property
+    def prepare(self) -> Preparer:
+        return Preparer(self.schema, redact=self.config.get("redact_secrets", True))
+
+    def record_messages(self, record: dict) -> Iterator[singer.RecordMessage]:
+        """The stream maps' records, once properties the catalog does not know or does not
+        select are dropped. Parsed JSON is of JSON types already: nothing to conform."""
+        if unknown := record.keys() - self._known_properties:
+            record = {k: v for k, v in record.items() if k not in unknown}
+            if not unknown <= self._unknown_reported:
+                self._unknown_reported |= unknown
+                self.logger.warning(
+                    "Properties %s are not in the catalog schema of '%s'; not emitted.",
+                    sorted(unknown), self.name,
+                )
+        if self._deselects_properties:
+            record = _selected(record, self.mask, ())
+        extracted = datetime.datetime.now(datetime.timezone.utc)
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield singer.RecordMessage(
+                    stream=stream_map.stream_alias, record=mapped, time_extracted=extracted
+                )
+
+    def schema_message(self, message: singer.SchemaMessage) -> singer.SchemaMessage:
+        """The SDK's SCHEMA message, with each decimal's `precision` and `scale` put back.
+
+        The SDK makes one per child sync (per page) from the same schema object: it is
+        mended once.
+        """
+        if id(message.schema) not in self._bounded:
+            restore_decimal_bounds(message.schema, self.schema)
+            self._bounded.add(id(message.schema))
+        return message
+
+    @cached_property
+    def _known_properties(self) -> frozenset[str]:
+        return frozenset(self.effective_schema.get("properties", {}))
+
+    @cached_property
+    def _deselects_properties(self) -> bool:
+        return not all(self.mask[breadcrumb] for breadcrumb in self.metadata)
+
+
+def _selected(record: dict, mask: singer.SelectionMask, breadcrumb: tuple) -> dict:
+    """A copy of `record` without the properties the catalog deselects, at any depth.
+
+    A copy: the record's nested lists (an order's items) are read again by child streams.
+    """
+    kept = {}
+    for name, value in record.items():
+        path = (*breadcrumb, "properties", name)
+        if mask[path]:
+            kept[name] = _selected(value, mask, path) if isinstance(value, dict) else value
+    return kept
 
 
 class OrdersStream(OmnitronStream):
-    """Orders, paged over the immutable `id` and filtered on `modified_date`.
-
-    See `listing` for how the list is read without losing an order, and where the bookmark
-    comes from (the server's clock at the start of the sync, never the records).
-    """
+    """Orders, read as `listing` explains; the bookmark is the server's clock at the start."""
 
     name = "orders"
-    path = "/orders/"
     primary_keys = ("id",)
     replication_key = "modified_date"
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.current_page: list[dict] = []  # the page whose children are being synced
-        self._filter_since: str | None = None  # the sync's lower bound, fixed at its start
-
-    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
-        params: dict[str, t.Any] = {
-            "page": next_page_token or 1,
-            "limit": self.config.get("page_size", 100),
-            "sort": "id",
-        }
-        if self._filter_since:
-            params["modified_date__gte"] = self._filter_since
-        return params
-
-    def get_new_paginator(self) -> NextPagePaginator:
-        return NextPagePaginator(payload_of)
-
-    def check_payload(self, payload: t.Any) -> str | None:  # noqa: ANN401
-        if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
-            return "expected an object with a 'results' list"
-        return None
-
-    def tolerate_404(self, response: requests.Response) -> bool:
-        """A later page may vanish when orders are deleted mid-sync: the paginator copes."""
-        return page_number(response.url or "") > 1
+    def __init__(self, tap: Tap, *, feed: OrderFeed) -> None:
+        super().__init__(tap, feed=feed)
+        self._page_numbers = itertools.count(1)  # across passes: each page its own context
+        self._closing: tuple[t.Any, int] | None = None  # (last kept order, its page number)
 
     def get_replication_key_signpost(self, context: Context | None = None) -> None:  # noqa: ARG002
         """None: the bookmark is the server's clock at the start of the sync (see `listing`)."""
         return
 
+    def compare_start_date(self, value: str, start_date_value: str) -> str:
+        """The later of the bookmark and `start_date`, read as dates whatever their form."""
+        return max(value, start_date_value, key=dates.parse)
+
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        resume = Resume.load(self.stream_state, self._since(context))
-        plan = self._plan(resume, context)
-        self._filter_since = plan.since
+        since = dates.canonical(self.get_starting_replication_key_value(context))
+        resume = Resume.load(self.stream_state, since)
+        plan = self._plan(resume)
         listing = Listing(plan, resume, self.logger)
-        for current in listing.passes():
-            yield from self._read_pass(listing, current, context)
+        params = {"limit": self.config.get("page_size", settings.DEFAULT_PAGE_SIZE), "sort": "id"}
+        if plan.since:
+            params["modified_date__gte"] = plan.since
+        with metrics.http_request_counter(self.name, endpoint=ORDERS_PATH) as requests:
+            for current in listing.passes():
+                pages = read_pages(self.client, params, ahead=self._pages_ahead(current))
+                yield from self._emit(pages, listing, current, requests)
         Resume.clear(self.stream_state)
         if plan.bookmarkable:
             self.stream_state["replication_key"] = self.replication_key
@@ -79,60 +159,60 @@ class OrdersStream(OmnitronStream):
         if listing.older:
             self.logger.info("Dropped %d orders older than the bookmark", listing.older)
 
-    def _read_pass(self, listing: Listing, current: Pass, context: Context | None) -> Iterator[dict]:
-        """One pass over the list: each page's new orders, then their children, then STATE."""
-        responses = self.request_pages(context)
-        ahead = self._next_page(responses, listing, current)
-        page_no = 0
-        while ahead is not None:
-            body, page = ahead
-            page_no += 1
-            yield from page
-            # The next page's detail requests queue up behind this page's: no idle connection.
-            ahead = self._next_page(responses, listing, current)
-            if page:
-                self.current_page = page
-                self._sync_children({"orders_page": page_no})
-                self.current_page = []
-            # Only now are this page's orders and all their children out: say so in STATE.
-            listing.page_done(body, self.stream_state)
-            self.state_manager.is_flushed = False
-            self._write_state_message()
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context]:  # noqa: ARG002
+        """One context per page, at the page's last order the stream maps keep: the SDK then
+        syncs the children of the whole page, and of none that a map filters out."""
+        if self._closing is not None and record.get("id") == self._closing[0]:
+            yield {"orders_page": self._closing[1]}
 
-    def _next_page(
-        self, responses: Iterator[requests.Response], listing: Listing, current: Pass
-    ) -> tuple[dict, list[dict]] | None:
-        """Read the next page and prepare its orders that are new to this sync."""
-        response = next(responses, None)
-        if response is None:
-            return None
-        body = payload_of(response)
-        page = [self.prepare(record) for record in listing.select(current, body)]
-        if page:
-            for child in self.child_streams:
-                child.page_ready(page)
-        return body, page
+    def _emit(
+        self, pages: Iterator[Page], listing: Listing, current: Pass, requests: metrics.Counter
+    ) -> Iterator[dict]:
+        """Each page's new orders; the page after is read (and its details requested) first,
+        so that connections never wait for a page's records to be written."""
+        previous = None
+        for page in pages:
+            requests.increment()
+            orders = [self.prepare(record) for record in listing.select(current, page)]
+            kept = [order for order in orders if self.stream_maps[0].get_filter_result(order)]
+            number = next(self._page_numbers)
+            self.feed.publish(number, kept, details=self._details_selected)
+            if previous is not None:
+                yield from self._release(listing, *previous)
+            previous = (page, number, orders, kept)
+        if previous is not None:
+            yield from self._release(listing, *previous)
 
-    def _plan(self, resume: Resume, context: Context | None) -> Plan:
+    def _release(
+        self, listing: Listing, page: Page, number: int, orders: list[dict], kept: list[dict]
+    ) -> Iterator[dict]:
+        self._closing = (kept[-1].get("id"), number) if kept else None
+        yield from orders
+        # The SDK has written the page's orders and synced their children: say so in STATE.
+        self.feed.retire(number)
+        listing.page_done(page, self.stream_state)
+
+    def _plan(self, resume: Resume) -> Plan:
         """Ask the server whether it filters and sorts as asked, and what time it is."""
-        probe, response = self._get(probe_params(sort="-id", since=FUTURE), context)
-        server_filters = not probe["results"]
-        carries_key = bool(probe["results"]) and "modified_date" in probe["results"][0]
+        probe = self.client.get(ORDERS_PATH, probe_params(sort="-id", since=FUTURE), shape=a_page)
+        results = probe.body["results"]
+        server_filters = not results
+        carries_key = bool(results) and "modified_date" in results[0]
         if resume.signpost is None:
-            resume.signpost = self._server_clock(response)
+            resume.signpost = dates.from_http_date(probe.date) or self._local_clock()
         bookmarkable = server_filters or carries_key
         since = resume.since if bookmarkable else None
         top = probe
-        if server_filters:  # the first order of the list this run reads, under sort=-id
-            top, _ = self._get(probe_params(sort="-id", since=since), context)
-        total = top.get("count") if isinstance(top.get("count"), int) else None
+        if server_filters:  # the first order of this run's list, under sort=-id
+            top = self.client.get(ORDERS_PATH, probe_params(sort="-id", since=since), shape=a_page)
+        total = top.body.get("count") if isinstance(top.body.get("count"), int) else None
         if not bookmarkable:
             self.logger.warning(
                 "The server ignores modified_date__gte and its orders carry no modified_date: "
                 "every run reads all %s orders and sends a detail request for each%s; no "
                 "bookmark is kept.",
-                total if total is not None else "the", " (start_date cannot apply)"
-                if self.config.get("start_date") else "",
+                total if total is not None else "the",
+                " (start_date cannot apply)" if self.config.get("start_date") else "",
             )
         elif not server_filters and since:
             self.logger.warning(
@@ -140,128 +220,58 @@ class OrdersStream(OmnitronStream):
                 "on the client side instead (every run lists all %s orders).",
                 total if total is not None else "the",
             )
-        top_id = top["results"][0].get("id") if top["results"] else None
+        top_id = top.body["results"][0].get("id") if top.body["results"] else None
         return Plan(since, resume.signpost, server_filters, bookmarkable, total, top_id)
 
-    def _get(self, params: dict, context: Context | None) -> tuple[dict, requests.Response]:
-        prepared = self.connection.get(f"{self.get_url(context)}?{urlencode(params)}")
-        response = self.connection.retry.call(lambda: self._request(prepared, context), _what(prepared))
-        return payload_of(response), response
+    def _pages_ahead(self, current: Pass) -> int:
+        """List pages requested early: one while details fill the connections (the first
+        pass), as many as `max_concurrency` when passes mostly read the list; none at 1."""
+        in_flight = self.client.max_in_flight
+        return 0 if in_flight == 1 else 1 if current.number == 1 else in_flight - 1
 
-    def generate_child_contexts(
-        self, record: dict, context: Context | None
-    ) -> Iterable[Context | None]:
-        """Children are synced once per page (see `get_records`), not once per order."""
-        return ()
+    def _local_clock(self) -> str:
+        self.logger.warning("No usable Date header; the bookmark is taken from the local clock.")
+        return dates.now()
 
-    def _since(self, context: Context | None) -> str | None:
-        start = self.get_starting_timestamp(context)
-        return utc_timestamp(start.isoformat()) if start else None
-
-    def _server_clock(self, response: requests.Response) -> str:
-        try:
-            server_now = email.utils.parsedate_to_datetime(response.headers["Date"])
-        except (KeyError, TypeError, ValueError):
-            self.logger.warning("No usable Date header; the bookmark is capped by the local clock.")
-            server_now = datetime.datetime.now(datetime.timezone.utc)
-        return t.cast("str", utc_timestamp(server_now.isoformat()))
-
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
-        """The bookmark never comes from records (they may not carry it): see `get_records`."""
+    @cached_property
+    def _details_selected(self) -> bool:
+        return any(isinstance(child, OrderDetailsStream) and child.selected for child in self.child_streams)
 
 
 class _OrderChild(OmnitronStream):
-    """A stream synced once per page of orders, reading the page the parent holds.
+    """A stream synced once per page of orders, from the page the feed holds.
 
-    One bookmark for the whole stream (no per-order state) and no ACTIVATE_VERSION: a
-    child sync covers one page, and a target must not take it for the whole table.
+    One state for the whole stream (no partition per page).
     """
 
     parent_stream_type = OrdersStream
     state_partitioning_keys: t.ClassVar[list[str]] = []
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        return False
-
-    def page_ready(self, page: list[dict]) -> None:
-        """Called with each page of orders before the parent emits it, in order."""
-
-    def _write_schema_message(self) -> None:
-        """Once per run, not once per page: the schema does not change between pages."""
-        if not getattr(self, "_schema_written", False):
-            super()._write_schema_message()
-            self._schema_written = True
-
-    @cached_property
-    def orders(self) -> OrdersStream:
-        return t.cast("OrdersStream", self._tap.streams[OrdersStream.name])
 
 
 class OrderItemsStream(_OrderChild):
     """Items come nested in each order: no request of their own."""
 
     name = "order_items"
-    path = None
     primary_keys = ("id",)
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        for order in self.orders.current_page:
-            for item in order.get("orderitem_set") or []:
-                yield {**item, "order": item.get("order") or order["id"]}
+        for order_id, item in self.feed.items(t.cast("dict", context)["orders_page"]):
+            yield {**item, "order": item.get("order") or order_id}
 
 
 class OrderDetailsStream(_OrderChild):
-    """One fully expanded order per request, `max_concurrency` requests in flight.
-
-    Requests are started in the order of the orders and read in that order, so the output
-    is the same whatever the setting. The next page's requests start while this page's
-    answers are read, so the connections never wait for the orders to be written.
-    """
+    """One fully expanded order per request; the feed keeps `max_concurrency` in flight."""
 
     name = "order_details"
-    path = "/orders_integration/{order_id}/detailed_integration/"
     primary_keys = ("pk",)
-    # One request per order: a timing log line for each cost more CPU than its parsing.
-    # Request counts are still logged once per page.
-    _LOG_REQUEST_METRICS = False
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._waiting: deque[int] = deque()  # orders whose request is not sent yet
-        self._in_flight: deque[t.Callable[[], requests.Response]] = deque()
-        self._page_sizes: deque[int] = deque()  # orders per page, in order
-
-    def check_payload(self, payload: t.Any) -> str | None:  # noqa: ANN401
-        if not isinstance(payload, dict) or "pk" not in payload:
-            return "expected an order object with a 'pk'"
-        return None
-
-    def page_ready(self, page: list[dict]) -> None:
-        if self.selected:
-            self._waiting.extend(order["id"] for order in page)
-            self._page_sizes.append(len(page))
-            if self.connection.max_in_flight > 1:  # else nothing runs ahead of the list
-                self._start_more()
-
-    def _start_more(self) -> None:
-        while self._waiting and len(self._in_flight) < self.connection.max_in_flight:
-            order_id = quote(str(self._waiting.popleft()), safe="")
-            request = self.connection.get(self.url_base + self.path.format(order_id=order_id))
-            self._in_flight.append(self.start_request(request, None))
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        with self.get_http_request_counter() as counter:
-            for _ in range(self._page_sizes.popleft()):
-                self._start_more()
-                response = self._in_flight.popleft()
-                try:
-                    detail = payload_of(response())
-                except NotFoundError as exc:
-                    self.logger.warning("Skipping an order that is gone: %s", exc)
-                    detail = None
-                if self.connection.max_in_flight > 1:
-                    self._start_more()  # a connection is free again: keep every one busy
-                counter.increment()
-                if detail is not None:
-                    yield self.prepare(detail)
+        with metrics.http_request_counter(self.name, endpoint=DETAIL_PATH) as requests:
+            for _, answer in self.feed.details(t.cast("dict", context)["orders_page"]):
+                requests.increment()
+                if answer.found:
+                    yield self.prepare(answer.body)
+                else:
+                    self.logger.warning(
+                        "Skipping an order that is gone: %s answered 404 (not found)", answer.what
+                    )

@@ -7,24 +7,22 @@ import typing as t
 from functools import cached_property
 
 import click
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_omnitron import settings, streams
-from tap_omnitron.client import restore_decimal_bounds
-from tap_omnitron.connection import Connection
+from tap_omnitron.client import OmnitronClient
 from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
+from tap_omnitron.feed import OrderFeed
 from tap_omnitron.output import BlockWriter
+from tap_omnitron.records import restore_decimal_bounds
+from tap_omnitron.sdk import TapHooks
 
 if t.TYPE_CHECKING:
-    from types import FrameType
-
     from singer_sdk.streams import Stream
 
 
-class TapOmnitron(Tap):
+class TapOmnitron(TapHooks):
     """Reads orders from Omnitron's integration API (`/api/i1/`)."""
 
     name = "tap-omnitron"
@@ -42,6 +40,8 @@ class TapOmnitron(Tap):
         PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
+    # The one definition of the settings: meltano.yml and the README's table follow it
+    # (tests/test_settings.py checks both).
     config_jsonschema = th.PropertiesList(
         th.Property(
             "base_url",
@@ -75,23 +75,23 @@ class TapOmnitron(Tap):
         ),
         th.Property(
             "start_date",
-            th.StringType,
+            th.DateTimeType,
             title="Start date",
             description=(
-                "ISO 8601 date or date-time: only orders modified on or after it. "
-                "Absent: every order."
+                "ISO 8601 date or date-time: on the first run, only orders modified on or after "
+                "it. Absent: every order. Later runs start from their bookmark."
             ),
         ),
         th.Property(
             "page_size",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=settings.DEFAULT_PAGE_SIZE,
             title="Page size",
             description="Orders per list request (the 'limit' parameter).",
         ),
         th.Property(
             "max_concurrency",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=settings.DEFAULT_MAX_CONCURRENCY,
             title="Max concurrency",
             description=(
@@ -101,7 +101,7 @@ class TapOmnitron(Tap):
         ),
         th.Property(
             "max_retries",
-            th.IntegerType,
+            th.IntegerType(minimum=0),
             default=settings.DEFAULT_MAX_RETRIES,
             title="Max retries",
             description=(
@@ -125,34 +125,31 @@ class TapOmnitron(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         install_scrubber()
+        self.message_writer.guard_signals()
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Check settings in one clear line each; discovery and --about need none."""
-        SECRETS.add(self.config.get("api_token"))
-        SECRETS.add(self.config.get("password"))
-        if not raise_errors:
-            return []
-        settings.check(self.config)
-        return super()._validate_config(raise_errors=raise_errors)
-
-    @cached_property
-    def base_url(self) -> str:
-        return settings.normalise_base_url(self.config["base_url"])
+    def check_settings(self, *, validate: bool) -> None:
+        """Register the secrets for scrubbing, then (for a sync) the rules JSON Schema cannot say."""
+        for name in ("api_token", "password"):
+            if self.config.get(name) is not None:
+                SECRETS.add(str(self.config[name]))
+        if validate:
+            settings.check(self.config)
 
     @cached_property
-    def connection(self) -> Connection:
-        return Connection(self.config, self.base_url)
+    def client(self) -> OmnitronClient:
+        return OmnitronClient(self.config)
 
     def discover_streams(self) -> list[Stream]:
+        feed = OrderFeed(self.client)
         return [
-            streams.OrdersStream(self),
-            streams.OrderItemsStream(self),
-            streams.OrderDetailsStream(self),
+            streams.OrdersStream(self, feed=feed),
+            streams.OrderItemsStream(self, feed=feed),
+            streams.OrderDetailsStream(self, feed=feed),
         ]
 
     @property
     def catalog_dict(self) -> dict:
-        """The discovered catalog, with each decimal's precision and scale (see client)."""
+        """The discovered catalog, with each decimal's precision and scale (see `sdk`)."""
         catalog = super().catalog_dict
         for entry in catalog.get("streams", []):
             stream = self.streams.get(entry["tap_stream_id"])
@@ -160,28 +157,18 @@ class TapOmnitron(Tap):
                 restore_decimal_bounds(entry["schema"], stream.schema)
         return catalog
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """The SDK's SIGTERM/SIGINT handling (a last STATE, then exit), after any block
-        of records being written is complete."""
-        handle = super()._handle_termination
-        if not self.message_writer.defer(lambda: handle(signum, frame)):
-            handle(signum, frame)
-
     def sync_all(self) -> None:
         try:
             super().sync_all()
         finally:
             self.message_writer.flush()  # records of a failed sync too: no STATE covers them
-            if "connection" in self.__dict__:
-                self.connection.close()
+            self.client.close()
 
 
 def cli() -> None:
     """Run the tap; a user's mistake or a refusing server ends in one line, not a traceback."""
     try:
         code = TapOmnitron.cli.main(standalone_mode=False)
-    except ConfigValidationError as exc:
-        _fail("invalid settings: " + "; ".join(exc.errors or [str(exc)]))
     except OmnitronError as exc:
         _fail(str(exc))
     except click.ClickException as exc:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import datetime
 import email.utils
 import time
 
 import pytest
-import requests
-from singer_sdk.exceptions import RetriableAPIError
 
 from conftest import config_for
 from helpers import PRIMARY_KEYS, run_tap
-from tap_omnitron.client import OmnitronStream
-from tap_omnitron.errors import OmnitronError
+from tap_omnitron.client import Answer, OmnitronClient, a_page
+from tap_omnitron.errors import SECRETS, OmnitronError, TransientError
+from tap_omnitron.pagination import PageNumbers
 from tap_omnitron.retry import RetryPolicy, retry_after
-from tap_omnitron.tap import TapOmnitron
+from tap_omnitron.transport import HttpResponse
 
 ALL_FAULTS = ["429", "500", "502", "503", "504", "drop", "html200", "truncated"]
 
@@ -62,23 +60,18 @@ def test_persistent_fault_ends_in_one_clear_line(sandbox_factory, kind, last_err
     assert not run.records("orders"), "nothing from a bad body may be emitted"
 
 
-def fake_response(status: int, body: bytes, headers: dict | None = None) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = body  # noqa: SLF001
-    response.headers.update(headers or {"Content-Type": "application/json"})
-    response.url = "https://omnitron.example.com/api/i1/orders/?page=1"
-    response.request = requests.Request("GET", response.url).prepare()
-    return response
+def answer(status: int, body: bytes, headers: dict | None = None, elapsed: float = 0.0) -> HttpResponse:
+    """An HTTP answer as the transport hands it to the client."""
+    return HttpResponse(status, "", headers or {"content-type": "application/json"}, body, elapsed)
 
 
 @pytest.fixture
-def orders_stream() -> OmnitronStream:
-    tap = TapOmnitron(
-        config={"base_url": "https://omnitron.example.com", "api_token": "t0ken-value"},
-        validate_config=False,
-    )
-    return tap.streams["orders"]
+def client() -> OmnitronClient:
+    return OmnitronClient({"base_url": "https://omnitron.example.com", "api_token": "t0ken-value"})
+
+
+def check(client: OmnitronClient, response: HttpResponse) -> Answer:
+    return client.check(response, "GET /api/i1/orders/", a_page)
 
 
 @pytest.mark.parametrize(
@@ -92,72 +85,70 @@ def orders_stream() -> OmnitronStream:
             "answered HTTP 400: modified_date__gte: Enter a valid date/time.",
         ),
         (403, b'{"detail": "You do not have permission."}', "HTTP 403: You do not have permission."),
-        (404, b'{"detail": "Not found."}', "GET /api/i1/orders/ answered 404 (not found)"),
     ],
 )
-def test_other_client_errors_quote_the_server(orders_stream, status, body, message) -> None:
+def test_other_client_errors_quote_the_server(client, status, body, message) -> None:
     with pytest.raises(OmnitronError) as raised:
-        orders_stream.validate_response(fake_response(status, body))
+        check(client, answer(status, body))
     assert message in str(raised.value)
 
 
-def test_a_list_where_an_object_belongs_is_retried(orders_stream) -> None:
-    with pytest.raises(RetriableAPIError, match="expected an object with a 'results' list"):
-        orders_stream.validate_response(fake_response(200, b"[1, 2]"))
+def test_a_404_is_left_to_the_caller_and_page_one_missing_is_an_error(client) -> None:
+    missing = check(client, answer(404, b'{"detail": "Not found."}'))
+    assert not missing.found
+    with pytest.raises(OmnitronError, match=r"GET /api/i1/orders/ answered 404 \(not found\): check base_url"):
+        PageNumbers().advance(missing)
+
+
+def test_a_list_where_an_object_belongs_is_retried(client) -> None:
+    with pytest.raises(TransientError, match="expected an object with a 'results' list"):
+        check(client, answer(200, b"[1, 2]"))
 
 
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
-    def with_header(value: str) -> RetriableAPIError:
-        return RetriableAPIError("429", fake_response(429, b"{}", {"Retry-After": value}))
-
-    assert retry_after(with_header("3")) == 3  # noqa: PLR2004
-    assert retry_after(with_header("0.5")) == 0.5  # noqa: PLR2004
+    assert retry_after("3") == 3  # noqa: PLR2004
+    assert retry_after("0.5") == 0.5  # noqa: PLR2004
     in_two_seconds = email.utils.formatdate(time.time() + 2, usegmt=True)
-    assert 0 < retry_after(with_header(in_two_seconds)) <= 2  # noqa: PLR2004
-    assert retry_after(with_header("soon")) is None
+    assert 0 < retry_after(in_two_seconds) <= 2  # noqa: PLR2004
+    assert retry_after("soon") is None
+    assert retry_after(None) is None
 
 
-def test_a_huge_retry_after_is_an_error_not_a_hang() -> None:
+def test_a_huge_retry_after_is_an_error_not_a_hang(client) -> None:
     policy = RetryPolicy(max_retries=3)
-    response = fake_response(429, b"{}", {"Retry-After": "86400"})
+    throttled = answer(429, b"{}", {"retry-after": "86400"})
 
-    def send() -> requests.Response:
-        raise RetriableAPIError("HTTP 429", response)
+    def send(_: int) -> Answer:
+        return check(client, throttled)
 
     with pytest.raises(OmnitronError, match="asked to wait 86400s"):
         policy.call(send, "GET /x/")
 
 
-def test_a_server_quoting_the_token_back_does_not_leak_it(orders_stream) -> None:
+def test_a_server_quoting_the_token_back_does_not_leak_it(client) -> None:
     body = b'{"detail": "Token t0ken-value is not valid for this channel."}'
+    SECRETS.add("t0ken-value")  # as the tap does with its settings before any request
     with pytest.raises(OmnitronError) as raised:
-        orders_stream.validate_response(fake_response(400, body))
+        check(client, answer(400, body))
     assert "t0ken-value" not in str(raised.value)
     assert "Token *** is not valid" in str(raised.value)
 
 
-def test_a_429_in_flight_waits_for_the_pause_it_shares_or_longer_if_told() -> None:
+def test_a_429_in_flight_waits_for_the_pause_it_shares_or_longer_if_told(client) -> None:
     policy = RetryPolicy(max_retries=1)
 
-    def throttled(retry_after: str, sent_ago: float) -> RetriableAPIError:
-        response = fake_response(429, b"{}", {"Retry-After": retry_after})
-        response.elapsed = datetime.timedelta(seconds=sent_ago)
-        return RetriableAPIError("HTTP 429", response)
+    def waited(retry_after: str, sent_ago: float) -> float:
+        throttled = answer(429, b"{}", {"retry-after": retry_after}, elapsed=sent_ago)
 
-    def waited(error: RetriableAPIError) -> float:
-        answers = iter([error])
-
-        def send() -> requests.Response:
-            if (failure := next(answers, None)) is not None:
-                raise failure
-            return fake_response(200, b"{}")
+        def send(attempt: int) -> Answer:
+            return check(client, throttled if attempt == 0 else answer(200, b'{"results": []}'))
 
         started = time.monotonic()
         policy.call(send, "GET /x/")
         return time.monotonic() - started
 
-    assert 0.3 <= waited(throttled("0.3", sent_ago=0)) < 0.6  # noqa: PLR2004  (the first pause)
+    assert 0.3 <= waited("0.3", sent_ago=0) < 0.6  # noqa: PLR2004  (the first pause)
     # Sent before that pause ended: it is covered, no second pause ...
-    assert waited(throttled("0.3", sent_ago=0.5)) < 0.15  # noqa: PLR2004
+    assert waited("0.3", sent_ago=0.5) < 0.15  # noqa: PLR2004
     # ... unless its own answer asks for longer than the pause that covers it.
-    assert waited(throttled("1.5", sent_ago=0.5)) >= 0.9  # noqa: PLR2004
+    assert waited("1.5", sent_ago=0.5) >= 0.9  # noqa: PLR2004

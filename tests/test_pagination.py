@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import requests
+import pytest
 
-from tap_omnitron.client import decode_json
-from tap_omnitron.pagination import NextPagePaginator, next_page_number
+from tap_omnitron.client import Answer, decode_json
+from tap_omnitron.errors import OmnitronError
+from tap_omnitron.pagination import PageNumbers, next_page_number
 
 
-def page(status: int, body: bytes) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = body  # noqa: SLF001
-    response.omnitron_payload = decode_json(body) if status == 200 else {}  # noqa: PLR2004
-    return response
+def page(status: int, body: bytes) -> Answer:
+    return Answer("GET /api/i1/orders/", status, decode_json(body) if status == 200 else None, None)  # noqa: PLR2004
 
 
 def test_next_gives_a_page_number_and_never_a_host() -> None:
@@ -24,7 +21,7 @@ def test_next_gives_a_page_number_and_never_a_host() -> None:
 
 
 def test_the_server_decides_when_pages_end_not_our_arithmetic() -> None:
-    paginator = NextPagePaginator(lambda r: r.omnitron_payload)
+    paginator = PageNumbers()
     paginator.advance(page(200, b'{"count": 500, "next": "http://h/?page=2", "results": [1]}'))
     assert paginator.current_value == 2  # noqa: PLR2004
     paginator.advance(page(200, b'{"count": 500, "next": null, "results": [1]}'))
@@ -32,12 +29,20 @@ def test_the_server_decides_when_pages_end_not_our_arithmetic() -> None:
 
 
 def test_steps_back_when_the_list_shrinks_or_a_page_vanishes() -> None:
-    paginator = NextPagePaginator(lambda r: r.omnitron_payload)
+    paginator = PageNumbers()
     paginator.advance(page(200, b'{"count": 30, "next": "http://h/?page=2", "results": [1]}'))
     paginator.advance(page(200, b'{"count": 30, "next": "http://h/?page=3", "results": [1]}'))
     paginator.advance(page(200, b'{"count": 28, "next": "http://h/?page=4", "results": [1]}'))
+    assert paginator.shrank
     assert paginator.current_value == 2, "rows shifted back onto page 2 must be read"  # noqa: PLR2004
     paginator.advance(page(200, b'{"count": 28, "next": "http://h/?page=3", "results": [1]}'))
+    assert not paginator.shrank
     paginator.advance(page(404, b'{"detail": "Invalid page."}'))
     assert paginator.current_value == 2  # noqa: PLR2004
     assert paginator.rewinds == 2  # noqa: PLR2004
+
+
+def test_a_page_that_names_itself_as_next_is_an_error_not_a_loop() -> None:
+    paginator = PageNumbers()
+    with pytest.raises(OmnitronError, match="page 1 names itself as the next page"):
+        paginator.advance(page(200, b'{"count": 30, "next": "http://h/?page=1", "results": [1]}'))

@@ -8,6 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tap_omnitron import dates
 from tap_omnitron.client import decode_json
 from tap_omnitron.records import (
     REDACTED,
@@ -15,7 +16,6 @@ from tap_omnitron.records import (
     normalise_decimals,
     redact_secrets,
     to_decimal_text,
-    utc_timestamp,
 )
 
 SECRET = "SANDBOX-SECRET-xyz"
@@ -85,11 +85,16 @@ def test_documented_secrets_are_masked_and_keys_kept() -> None:
 
 
 def test_timestamps_become_canonical_utc() -> None:
-    assert utc_timestamp("2024-05-01T13:00:00+03:00") == "2024-05-01T10:00:00.000000Z"
-    assert utc_timestamp("2019-06-17T13:35:47.026886Z") == "2019-06-17T13:35:47.026886Z"
-    assert utc_timestamp("2019-06-17T13:35:47") == "2019-06-17T13:35:47.000000Z"
-    assert utc_timestamp("yesterday") is None
-    assert utc_timestamp(None) is None
+    assert dates.canonical("2024-05-01T13:00:00+03:00") == "2024-05-01T10:00:00.000000Z"
+    assert dates.canonical("2019-06-17T13:35:47.026886Z") == "2019-06-17T13:35:47.026886Z"
+    assert dates.canonical("2019-06-17T13:35:47") == "2019-06-17T13:35:47.000000Z"
+    assert dates.canonical("yesterday") is None
+    assert dates.canonical(None) is None
+    # What Python 3.10's own parser rejects, pendulum reads:
+    assert dates.canonical("2024-01-31T10:00:00.12345+03:00") == "2024-01-31T07:00:00.123450Z"
+    assert dates.canonical("2024-01-31") == "2024-01-31T00:00:00.000000Z"
+    assert dates.from_http_date("Tue, 24 Nov 2026 20:00:00 GMT") == "2026-11-24T20:00:00.000000Z"
+    assert dates.from_http_date("soon") is None
 
 
 # Property-based: any JSON-like shape, secrets planted under secret-looking keys.

@@ -18,7 +18,7 @@ import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
 from helpers import PRIMARY_KEYS
-from tap_omnitron.records import prepare_record
+from tap_omnitron.records import Preparer
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -54,7 +54,7 @@ def fixture_records(stream: str) -> list[dict]:
 def prepared_records(stream: str, *, redact: bool = True) -> list[dict]:
     schema = load_schema(stream)
     return [
-        prepare_record(copy.deepcopy(record), schema, redact=redact)
+        Preparer(schema, redact=redact)(copy.deepcopy(record))
         for record in fixture_records(stream)
     ]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from conftest import config_for
 from helpers import run_tap
-from tap_omnitron.records import REDACTED, utc_timestamp
+from tap_omnitron.dates import canonical
+from tap_omnitron.records import REDACTED
 
 SECRET_MARK = "SANDBOX-SECRET"
 
@@ -113,7 +114,7 @@ def test_bookmark_is_the_servers_clock_at_the_start(shaped_factory) -> None:
     run = run_tap(config_for(sandbox))
     bookmark = datetime.datetime.fromisoformat(bookmark_of(run).replace("Z", "+00:00"))
     assert started <= bookmark <= started + datetime.timedelta(seconds=2)
-    newest = max(utc_timestamp(o["modified_date"]) for o in sandbox.ground_truth())
+    newest = max(canonical(o["modified_date"]) for o in sandbox.ground_truth())
     assert bookmark_of(run) >= newest
     sandbox.modify(count=1)  # modified "now": the next run must read it again
     later = run_tap(config_for(sandbox), state=run.last_state)
@@ -122,7 +123,7 @@ def test_bookmark_is_the_servers_clock_at_the_start(shaped_factory) -> None:
 
 def test_start_date_limits_the_first_run(shaped_factory) -> None:
     sandbox = shaped_factory(orders=23)
-    truth = sorted((utc_timestamp(o["modified_date"]), o["id"]) for o in sandbox.ground_truth())
+    truth = sorted((canonical(o["modified_date"]), o["id"]) for o in sandbox.ground_truth())
     start = truth[len(truth) // 2][0]
     run = run_tap(config_for(sandbox, start_date=start))
     assert set(run.by_key("orders", "id")) == {oid for modified, oid in truth if modified >= start}
@@ -216,3 +217,29 @@ def test_the_documented_examples_come_out_complete_and_exact(sandbox_factory) ->
     assert detail["net_shipping_amount"] == 8.5  # noqa: PLR2004
     assert run.records("order_details") == [expected_detail]  # order 2 has no documented detail
     assert run.stderr.count("Skipping an order that is gone") == 1
+
+
+def test_a_stream_map_filter_keeps_the_children_of_kept_orders_only(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=60)
+    kept = {o["id"] for o in sandbox.ground_truth() if o["status"] == "550"}
+    assert 0 < len(kept) < 60  # noqa: PLR2004
+    config = config_for(sandbox, stream_maps={"orders": {"__filter__": "status == '550'"}})
+    run = run_tap(config)
+    assert run.returncode == 0, run.stderr
+    assert set(run.by_key("orders", "id")) == kept
+    assert set(run.by_key("order_details", "pk")) == kept
+    assert {i["order"] for i in run.records("order_items")} == kept
+    assert sum(n for p, n in sandbox.requests_by_path.items() if "detailed" in p) == len(kept)
+
+
+def test_items_are_complete_when_orders_are_loaded_without_their_nested_items(sandbox) -> None:
+    catalog = run_tap(None, args=("--discover",)).output_json()
+    orders = next(e for e in catalog["streams"] if e["tap_stream_id"] == "orders")
+    for entry in orders["metadata"]:
+        if entry["breadcrumb"] == ["properties", "orderitem_set"]:
+            entry["metadata"]["selected"] = False
+    run = run_tap(config_for(sandbox), catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert all("orderitem_set" not in o for o in run.records("orders"))
+    expected = {i["id"] for o in sandbox.ground_truth() for i in sandbox.list_record(o["id"])["orderitem_set"]}
+    assert set(run.by_key("order_items", "id")) == expected

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+import zlib
 
 import pytest
-import requests
 
 from conftest import config_for
 from helpers import run_tap
@@ -118,15 +120,61 @@ def test_a_connection_closed_while_idle_is_not_reused(sandbox_factory) -> None:
     """nginx and load balancers close idle keep-alive connections without a word."""
     sandbox = sandbox_factory(orders=3, keepalive_timeout=0.05)
     transport = Transport(sandbox.url, timeout=5, keep_idle=2)
-    headers = {"Authorization": f"Token {sandbox.api_token}"}
+    headers = f"Authorization: Token {sandbox.api_token}\r\n"
     try:
         for _ in range(3):
-            request = requests.Request("GET", sandbox.url + DETAIL.format(1), headers=headers)
-            assert transport.send(request.prepare()).status_code == 200  # noqa: PLR2004
+            assert transport.start("GET", DETAIL.format(1), headers).response().status == 200  # noqa: PLR2004
             time.sleep(0.2)
     finally:
         transport.close()
     assert sandbox.connections_accepted == 3  # noqa: PLR2004
+
+
+class CannedServer:
+    """Answers each request on one connection with the next of `answers`, byte for byte."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = answers
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            buffer = b""
+            for answer in self.answers:
+                while b"\r\n\r\n" not in buffer:
+                    buffer += connection.recv(4096)
+                buffer = buffer.split(b"\r\n\r\n", 1)[1]
+                connection.sendall(answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_the_http_the_tap_speaks_beyond_the_sandbox() -> None:
+    """Chunked bodies with trailers, a 100 Continue first, a folded header, deflate, and a
+    body that ends when the server closes: all read, on one connection where allowed."""
+    body = b'{"results": []}'
+    chunked = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" \
+        b"X-Folded: one\r\n two\r\n\r\n5;ext=1\r\n" + body[:5] + b"\r\n" + \
+        f"{len(body) - 5:x}\r\n".encode() + body[5:] + b"\r\n0\r\nX-Trailer: t\r\n\r\n"
+    deflated = zlib.compress(body)
+    deflate = b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: " + \
+        str(len(deflated)).encode() + b"\r\n\r\n" + deflated
+    until_close = b"HTTP/1.0 200 OK\r\n\r\n" + body
+    server = CannedServer([chunked, deflate, until_close])
+    transport = Transport(server.url, timeout=5, keep_idle=1)
+    try:
+        first = transport.start("GET", "/a").response()
+        assert (first.status, first.body, first.headers["x-folded"]) == (200, body, "one two")
+        assert transport.start("GET", "/b").response().body == body
+        assert transport.start("GET", "/c").response().body == body
+    finally:
+        transport.close()
+        server.close()
 
 
 def test_gzip_answers_give_the_same_records(sandbox_factory, clean) -> None:

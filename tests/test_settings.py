@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import run_tap
 from tap_omnitron.settings import normalise_base_url
@@ -23,11 +24,14 @@ GOOD = {"base_url": "http://127.0.0.1:9", "api_token": TOKEN}
         ({"api_token": None}, "no credentials"),
         ({"api_token": None, "username": "u"}, "username and password must both be set"),
         ({"start_date": "last tuesday"}, "start_date must be an ISO 8601"),
-        ({"page_size": 0}, "page_size must be an integer >= 1"),
-        ({"page_size": -5}, "page_size must be an integer >= 1"),
-        ({"max_concurrency": 0}, "max_concurrency must be an integer >= 1"),
-        ({"max_retries": -1}, "max_retries must be an integer >= 0"),
-        ({"redact_secrets": "no"}, "redact_secrets must be true or false"),
+        ({"page_size": 0}, "page_size: 0 is less than the minimum of 1"),
+        ({"page_size": -5}, "page_size: -5 is less than the minimum of 1"),
+        ({"page_size": "ten"}, "page_size: 'ten' is not of type 'integer'"),
+        ({"max_concurrency": 0}, "max_concurrency: 0 is less than the minimum of 1"),
+        ({"max_retries": -1}, "max_retries: -1 is less than the minimum of 0"),
+        ({"redact_secrets": "no"}, "redact_secrets: 'no' is not of type 'boolean'"),
+        ({"api_token": 1234567890}, "api_token: *** is not of type 'string'"),
+        ({"start_date": "2024-01-31T10:00:00.12345+03:00", "page_size": 0}, "page_size: 0 is"),
     ],
 )
 def test_bad_setting_gives_one_line(change: dict, named: str) -> None:
@@ -80,3 +84,24 @@ def test_the_readme_settings_table_is_what_about_prints() -> None:
     assert about.returncode == 0, about.stderr
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert settings_table(readme) == settings_table(about.stdout)
+
+
+def meltano_kind(prop: dict) -> str:
+    kind = next(t for t in prop["type"] if t != "null")
+    return "date_iso8601" if prop.get("format") == "date-time" else kind
+
+
+def test_meltano_yml_declares_the_settings_the_tap_defines() -> None:
+    """`config_jsonschema` is the one definition; meltano.yml must say the same."""
+    about = run_tap(None, args=("--about", "--format=json")).output_json()["settings"]["properties"]
+    project = yaml.safe_load((Path(__file__).parent.parent / "meltano.yml").read_text())
+    extractor = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-omnitron")
+    declared = {s["name"]: s for s in extractor["settings"]}
+    assert list(declared) == list(about)
+    for name, prop in about.items():
+        setting = declared[name]
+        assert setting["kind"] == meltano_kind(prop), name
+        assert setting.get("sensitive", False) == prop.get("secret", False), name
+        assert setting.get("value") == prop.get("default"), name
+        assert setting.get("label") == prop.get("title"), name
+        assert setting.get("description") == prop.get("description"), name

@@ -4,6 +4,7 @@
 #   make meltano  .venv-meltano (pinned Meltano) + `meltano install` of every plugin in meltano.yml
 #   make demo     sandbox API -> meltano run tap-omnitron target-duckdb -> summary table
 #   make test     the whole pytest suite (unit + tests/e2e against PostgreSQL, DuckDB, Snowflake types)
+#   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
 #   make bench    scripts/bench.py
 #   make clean    remove venvs, Meltano's plugin installs and state, outputs and caches
 
@@ -18,6 +19,7 @@ DEMO_OUT ?= output
 DEMO_SANDBOX_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+SDK_NEXT ?= 0.55.0b7
 
 VENV := .venv
 MVENV := .venv-meltano
@@ -31,7 +33,7 @@ DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv meltano demo test bench clean clean-data check-python
+.PHONY: help venv meltano demo test test-sdk-next bench clean clean-data check-python
 
 help:
 	@sed -n '1,8p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
@@ -86,6 +88,20 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 test: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# The next SDK, in its own venv: the tap's pin (<0.55) is bypassed with --no-deps on purpose.
+SDK_NEXT_STAMP := .venv-sdk-next/.installed-$(SDK_NEXT)
+$(SDK_NEXT_STAMP): pyproject.toml | check-python
+	rm -rf .venv-sdk-next
+	$(PYTHON) -m venv .venv-sdk-next
+	.venv-sdk-next/bin/python -m pip install -q 'singer-sdk==$(SDK_NEXT)' requests pendulum msgspec \
+		pytest hypothesis jsonschema pyyaml
+	.venv-sdk-next/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+test-sdk-next: $(SDK_NEXT_STAMP)
+	.venv-sdk-next/bin/python -c 'import singer_sdk, importlib.metadata as m; print("singer-sdk", m.version("singer-sdk"))'
+	.venv-sdk-next/bin/python -m pytest tests --ignore=tests/e2e -q $(PYTEST_ARGS)
+
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)
 
@@ -94,5 +110,5 @@ clean-data:
 	rm -rf output .meltano/meltano.db
 
 clean:
-	rm -rf $(VENV) $(MVENV) .meltano output .pytest_cache .hypothesis
+	rm -rf $(VENV) $(MVENV) .venv-sdk-next .meltano output .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

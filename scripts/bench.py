@@ -16,8 +16,10 @@ script on another, so that "orders/s" is the tap's throughput on one core. Measu
 * sandbox CPU-s - CPU the sandbox process used during the run (to spot it being the bottleneck).
 
 The tap must exit 0 and emit exactly one `orders` and one `order_details` record per order.
+The zero-latency cases measure CPU, which a shared machine makes noisy: each runs `--repeat`
+times (3), and the table shows the run of median CPU, with the range below it.
 
-Run:  .venv/bin/python scripts/bench.py [--quick] [--no-pin] [--cases c1,c2] [--json results.json]
+Run:  .venv/bin/python scripts/bench.py [--quick] [--no-pin] [--repeat N] [--cases c1,c2] [--json results.json]
       (or `make bench`)
 """
 
@@ -179,7 +181,7 @@ def targets(by_name: dict[str, dict], pin: bool) -> list[str]:  # noqa: FBT001
         core = "on one core" if pin else "(tap not pinned to one core)"
         check(f"case 3 orders per second >= 1000 {core}", c3["orders_per_s"] >= 1000,
               f"{c3['orders_per_s']:,.0f}")
-        check("case 3 orders per CPU-second >= 1000", c3["orders_per_cpu_s"] >= 1000,
+        check("case 3 orders per CPU-second >= 1500", c3["orders_per_cpu_s"] >= 1500,
               f"{c3['orders_per_cpu_s']:,.0f}")
     if (c4 := by_name.get("c4-memory-0ms")) is not None:
         rss = c4["peak_rss_mb"]
@@ -196,6 +198,7 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(names), help=f"comma list from {','.join(names)}")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     ap.add_argument("--no-pin", action="store_true", help="let tap and sandbox share every core")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each zero-latency case (median shown)")
     args = ap.parse_args()
     pin = CAN_PIN and not args.no_pin
     if pin:
@@ -203,16 +206,26 @@ def main() -> None:
     picked = [c.strip() for c in args.cases.split(",") if c.strip()]
     if unknown := set(picked) - set(names):
         ap.error(f"unknown cases {sorted(unknown)}; choose from {', '.join(names)}")
-    results = []
+    results, ranges = [], []
     for name, orders, latency, conc in CASES:
         if name in picked:
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            results.append(run_case(name, orders // 10 if args.quick else orders, latency, conc, pin))
+            runs = sorted(
+                (run_case(name, orders // 10 if args.quick else orders, latency, conc, pin)
+                 for _ in range(1 if latency else max(1, args.repeat))),
+                key=lambda r: r["tap_cpu_s"],
+            )
+            results.append(runs[len(runs) // 2])
+            if len(runs) > 1:
+                low, high = runs[-1]["orders_per_cpu_s"], runs[0]["orders_per_cpu_s"]
+                ranges.append(f"- {name}: {len(runs)} runs, {low:,.0f} to {high:,.0f} orders/CPU-s")
     placement = (
         f"tap on CPU {CPUS[0]}, sandbox on CPU {CPUS[-1]}" if pin else "tap and sandbox share every core"
     )
     print("Machine: " + machine() + f"; {placement}" + ("  [--quick: orders / 10]" if args.quick else "") + "\n")
     print(table(results) + "\n")
+    if ranges:
+        print("Range over the runs (the table shows the median):\n" + "\n".join(ranges) + "\n")
     print("Targets:\n" + "\n".join(targets({r["case"]: r for r in results}, pin)))
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "quick": args.quick, "pinned": pin,

@@ -151,6 +151,7 @@ class Listing:
         self.logger = logger
         self.emitted: set[t.Any] = set()  # orders this run has emitted
         self.older = 0  # listed although older than `since`: the server ignored the filter
+        self.seen = 0  # rows the first pass has read: how far the run is
         self._bound: t.Any = None  # the highest id the first pass listed
 
     def passes(self) -> Iterator[Pass]:
@@ -171,6 +172,8 @@ class Listing:
         if current.pages == 0 and current.number == 1:
             self._check_sort(page)
         current.pages += 1
+        if current.number == 1:
+            self.seen += len(page.results)
         new = []
         for record in page.results:
             order_id = record.get("id")

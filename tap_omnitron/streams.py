@@ -33,6 +33,7 @@ if t.TYPE_CHECKING:
 
     from tap_omnitron.client import OmnitronClient
     from tap_omnitron.feed import OrderFeed
+    from tap_omnitron.progress import Progress
 
 
 def _schema_dir() -> Path:
@@ -46,9 +47,10 @@ class OmnitronStream(StreamHooks):
 
     schema = StreamSchema(SchemaDirectory(_schema_dir()))
 
-    def __init__(self, tap: Tap, *, feed: OrderFeed) -> None:
+    def __init__(self, tap: Tap, *, feed: OrderFeed, progress: Progress) -> None:
         super().__init__(tap)
         self.feed = feed
+        self.progress = progress
         self._unknown_reported: set[str] = set()  # property names already warned about
         self._bounded: set[int] = set()  # schemas whose decimals have their bounds back
 
@@ -80,9 +82,13 @@ class OmnitronStream(StreamHooks):
         if self._deselects_properties:
             record = _selected(record, self.mask, ())
         extracted = datetime.datetime.now(datetime.timezone.utc)
+        counted = False
         for stream_map in self.stream_maps:
             mapped = stream_map.transform(record)
             if mapped is not None:
+                if not counted:
+                    self.progress.records[self.name] += 1
+                    counted = True
                 yield singer.RecordMessage(
                     stream=stream_map.stream_alias, record=mapped, time_extracted=extracted
                 )
@@ -127,8 +133,8 @@ class OrdersStream(OmnitronStream):
     primary_keys = ("id",)
     replication_key = "modified_date"
 
-    def __init__(self, tap: Tap, *, feed: OrderFeed) -> None:
-        super().__init__(tap, feed=feed)
+    def __init__(self, tap: Tap, *, feed: OrderFeed, progress: Progress) -> None:
+        super().__init__(tap, feed=feed, progress=progress)
         self._page_numbers = itertools.count(1)  # across passes: each page its own context
         self._closing: tuple[t.Any, int] | None = None  # (last kept order, its page number)
 
@@ -191,6 +197,7 @@ class OrdersStream(OmnitronStream):
         # The SDK has written the page's orders and synced their children: say so in STATE.
         self.feed.retire(number)
         listing.page_done(page, self.stream_state)
+        self.progress.page_done(listing.seen)
 
     def _plan(self, resume: Resume) -> Plan:
         """Ask the server whether it filters and sorts as asked, and what time it is."""
@@ -221,6 +228,7 @@ class OrdersStream(OmnitronStream):
                 total if total is not None else "the",
             )
         top_id = top.body["results"][0].get("id") if top.body["results"] else None
+        self.progress.start(bookmark=since, resume_after=resume.after_id or None, total=total)
         return Plan(since, resume.signpost, server_filters, bookmarkable, total, top_id)
 
     def _pages_ahead(self, current: Pass) -> int:
@@ -272,6 +280,7 @@ class OrderDetailsStream(_OrderChild):
                 if answer.found:
                     yield self.prepare(answer.body)
                 else:
+                    self.progress.gone += 1
                     self.logger.warning(
                         "Skipping an order that is gone: %s answered 404 (not found)", answer.what
                     )

@@ -10,11 +10,12 @@ import click
 from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
-from tap_omnitron import settings, streams
+from tap_omnitron import progress, settings, streams
 from tap_omnitron.client import OmnitronClient
 from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
 from tap_omnitron.feed import OrderFeed
 from tap_omnitron.output import BlockWriter
+from tap_omnitron.progress import Progress
 from tap_omnitron.records import restore_decimal_bounds
 from tap_omnitron.sdk import TapHooks
 
@@ -110,6 +111,16 @@ class TapOmnitron(TapHooks):
             ),
         ),
         th.Property(
+            "progress_interval",
+            th.NumberType(minimum=0),
+            default=progress.EVERY,
+            title="Progress interval",
+            description=(
+                "Seconds between progress lines (orders done of the total, rate, time left); "
+                "at most one per page of orders."
+            ),
+        ),
+        th.Property(
             "redact_secrets",
             th.BooleanType,
             default=True,
@@ -139,12 +150,16 @@ class TapOmnitron(TapHooks):
     def client(self) -> OmnitronClient:
         return OmnitronClient(self.config)
 
+    @cached_property
+    def progress(self) -> Progress:
+        return Progress(every=float(self.config.get("progress_interval", progress.EVERY)))
+
     def discover_streams(self) -> list[Stream]:
-        feed = OrderFeed(self.client)
+        shared = {"feed": OrderFeed(self.client), "progress": self.progress}
         return [
-            streams.OrdersStream(self, feed=feed),
-            streams.OrderItemsStream(self, feed=feed),
-            streams.OrderDetailsStream(self, feed=feed),
+            streams.OrdersStream(self, **shared),
+            streams.OrderItemsStream(self, **shared),
+            streams.OrderDetailsStream(self, **shared),
         ]
 
     @property
@@ -158,11 +173,19 @@ class TapOmnitron(TapHooks):
         return catalog
 
     def sync_all(self) -> None:
+        finished = False
         try:
             super().sync_all()
+            finished = True
         finally:
             self.message_writer.flush()  # records of a failed sync too: no STATE covers them
             self.client.close()
+            bookmark = self.state.get("bookmarks", {}).get("orders", {}).get("replication_key_value")
+            retry = self.client.retry
+            self.progress.summary(
+                ok=finished, requests=self.client.requests, retries=retry.retries,
+                paused=retry.paused, bookmark=bookmark,
+            )
 
 
 def cli() -> None:

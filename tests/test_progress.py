@@ -1,0 +1,88 @@
+"""The lines a person watching a run reads: where it starts, how far it is, what it did."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import config_for
+from helpers import run_tap, run_tap_killed
+
+PROGRESS = re.compile(
+    r"Progress: ([\d,]+) of ([\d,]+) orders \((\d+)%\), (\d+) orders/s, about (\d+) (?:s|min \d+ s) left\."
+)
+SUMMARY = re.compile(
+    r"(Finished|Stopped) in [\w ]+: ([\d,]+) orders, ([\d,]+) order items, ([\d,]+) order details; "
+    r"([\d,]+) requests, ([\d,]+) retries, ([\d.]+) s waiting on Retry-After, "
+    r"([\d,]+) details skipped as gone \(404\); bookmark (\S+)\."
+)
+
+
+def lines(run, pattern: re.Pattern) -> list[re.Match]:
+    return [m for line in run.stderr.splitlines() if (m := pattern.search(line))]
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_progress_lines_count_up_to_the_total_at_the_set_interval(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=60, latency_ms=15)
+    run = run_tap(config_for(sandbox, progress_interval=0.1, max_concurrency=2))
+    assert run.returncode == 0, run.stderr
+    progress = lines(run, PROGRESS)
+    assert len(progress) >= 3, run.stderr  # noqa: PLR2004
+    done = [number(m.group(1)) for m in progress]
+    assert done == sorted(done) and done[-1] <= 60  # noqa: PLR2004
+    assert {m.group(2) for m in progress} == {"60"}
+    assert all(int(m.group(3)) == round(number(m.group(1)) * 100 / 60) for m in progress)
+
+
+def test_a_fast_run_says_no_progress_on_every_page(sandbox) -> None:
+    run = run_tap(config_for(sandbox))  # pages of 5: five pages, in well under 10 s
+    assert lines(run, PROGRESS) == []
+    assert len(lines(run, SUMMARY)) == 1
+
+
+def test_the_start_line_names_the_bookmark_and_the_resume_point(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=40)
+    first = run_tap(config_for(sandbox))
+    assert "Starting: every order (no bookmark); the list reports 40 orders." in first.stderr
+    bookmark = first.last_state["bookmarks"]["orders"]["replication_key_value"]
+    sandbox.modify(count=3)
+    second = run_tap(config_for(sandbox), state=first.last_state)
+    assert f"Starting: orders modified since {bookmark}; the list reports 3 orders." in second.stderr
+    killed = run_tap_killed(config_for(sandbox, max_concurrency=1), state=None, after_records=60)
+    after = killed.last_state["bookmarks"]["orders"]["resume"]["after_id"]
+    resumed = run_tap(config_for(sandbox), state=killed.last_state)
+    assert f"resuming an interrupted run after order {after}" in resumed.stderr
+
+
+def test_the_summary_says_what_the_run_did_and_cost(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=23, retry_after=1)
+    ids = sorted(sandbox.orders_snapshot())
+    detail = "/api/i1/orders_integration/{}/detailed_integration/"
+    sandbox.fault_plan = {detail.format(ids[3]): ["503"], detail.format(ids[9]): ["429"]}
+    sandbox.missing_details.add(ids[5])
+    run = run_tap(config_for(sandbox))
+    assert run.returncode == 0, run.stderr
+    [summary] = lines(run, SUMMARY)
+    status, orders, items, details, requests, retries, paused, gone, bookmark = summary.groups()
+    assert status == "Finished"
+    counts = run.counts()
+    assert [number(orders), number(items), number(details)] == [
+        counts["orders"], counts["order_items"], counts["order_details"]
+    ]
+    assert number(details) == 22  # noqa: PLR2004  (one order is gone)
+    assert number(requests) == sandbox.request_count
+    assert (number(retries), number(gone)) == (2, 1)
+    assert 0.9 <= float(paused) <= 1.5  # noqa: PLR2004
+    assert bookmark == run.last_state["bookmarks"]["orders"]["replication_key_value"]
+
+
+def test_a_failed_run_still_closes_with_a_summary(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=5, fault_rate=1.0, fault_kinds=["502"])
+    run = run_tap(config_for(sandbox, max_retries=1))
+    assert run.returncode != 0
+    [summary] = lines(run, SUMMARY)
+    assert summary.group(1) == "Stopped"
+    assert summary.group(9) == "none"

@@ -87,8 +87,11 @@ def test_the_readme_settings_table_is_what_about_prints() -> None:
 
 
 def meltano_kind(prop: dict) -> str:
+    """Meltano's name for a JSON Schema type (its kinds: string, integer, decimal, boolean, ...)."""
     kind = next(t for t in prop["type"] if t != "null")
-    return "date_iso8601" if prop.get("format") == "date-time" else kind
+    if prop.get("format") == "date-time":
+        return "date_iso8601"
+    return {"number": "decimal"}.get(kind, kind)
 
 
 def test_meltano_yml_declares_the_settings_the_tap_defines() -> None:

@@ -4,6 +4,7 @@
 #   make meltano  .venv-meltano (pinned Meltano) + `meltano install` of every plugin in meltano.yml
 #   make demo     sandbox API -> meltano run tap-omnitron target-duckdb -> summary table
 #   make test     the whole pytest suite (unit + tests/e2e against PostgreSQL, DuckDB, Snowflake types)
+#   make test-snowflake the two-run scenario against a real Snowflake account (TARGET_SNOWFLAKE_*)
 #   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
 #   make bench    scripts/bench.py
 #   make clean    remove venvs, Meltano's plugin installs and state, outputs and caches
@@ -33,10 +34,10 @@ DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv meltano demo test test-sdk-next bench clean clean-data check-python
+.PHONY: help venv meltano demo test test-snowflake snowflake-account test-sdk-next bench clean clean-data check-python
 
 help:
-	@sed -n '1,8p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
+	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (PYTHON=$(PYTHON))")'
@@ -87,6 +88,17 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 
 test: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Outside `make test`: it needs a real account, and says so in one line without one.
+test-snowflake: snowflake-account $(VENV_STAMP) $(PLUGINS_STAMP)
+	$(VENV)/bin/python -m pytest tests/e2e/test_snowflake_live.py --snowflake $(PYTEST_ARGS)
+
+snowflake-account:
+	@missing=""; for v in ACCOUNT USER DATABASE WAREHOUSE; do \
+		[ -n "$$(printenv TARGET_SNOWFLAKE_$$v)" ] || missing="$$missing TARGET_SNOWFLAKE_$$v"; done; \
+	[ -n "$${TARGET_SNOWFLAKE_PASSWORD:-}$${TARGET_SNOWFLAKE_PRIVATE_KEY_PATH:-}" ] || \
+		missing="$$missing TARGET_SNOWFLAKE_PASSWORD(or _PRIVATE_KEY_PATH)"; \
+	if [ -n "$$missing" ]; then echo "make test-snowflake: a real Snowflake account is needed; not set:$$missing"; exit 2; fi
 
 # The next SDK, in its own venv: the tap's pin (<0.55) is bypassed with --no-deps on purpose.
 SDK_NEXT_STAMP := .venv-sdk-next/.installed-$(SDK_NEXT)

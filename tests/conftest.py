@@ -16,6 +16,20 @@ from tap_omnitron.sandbox import Sandbox  # noqa: E402
 from tap_omnitron.sandbox.data import SHAPES  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--snowflake", action="store_true",
+        help="also run tests/e2e/test_snowflake_live.py against the account in TARGET_SNOWFLAKE_*",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The live Snowflake test runs with --snowflake only (`make test-snowflake`)."""
+    if collection_path.name == "test_snowflake_live.py" and not config.getoption("--snowflake"):
+        return True
+    return None
+
+
 @pytest.fixture
 def sandbox_factory():
     """Start sandboxes with any knobs; all of them stop at the end of the test."""

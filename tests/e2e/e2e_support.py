@@ -55,6 +55,7 @@ class Meltano:
                 stdout=subprocess.PIPE, stderr=out, text=True, timeout=timeout, check=False,
             )
         elapsed = time.monotonic() - t0
+        proc.stderr = log.read_text(errors="replace")  # Meltano's log, the plugins' lines included
         self.runs.append((" ".join(args), elapsed))
         print(f"meltano {' '.join(args)}: exit {proc.returncode} in {elapsed:.1f}s (log {log})")
         if check and proc.returncode != 0:

@@ -34,7 +34,7 @@ DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv meltano demo test test-snowflake snowflake-account test-sdk-next bench clean clean-data check-python
+.PHONY: settings help venv meltano demo test test-snowflake snowflake-account test-sdk-next bench clean clean-data check-python
 
 help:
 	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
@@ -88,6 +88,10 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 
 test: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# meltano.yml and the README's settings table, from the tap's own definition.
+settings: $(VENV_STAMP)
+	$(VENV)/bin/python scripts/sync_settings.py
 
 # Outside `make test`: it needs a real account, and says so in one line without one.
 test-snowflake: snowflake-account $(VENV_STAMP) $(PLUGINS_STAMP)

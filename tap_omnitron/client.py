@@ -21,7 +21,7 @@ import msgspec
 
 from tap_omnitron import settings
 from tap_omnitron.auth import Token
-from tap_omnitron.errors import AuthenticationError, OmnitronError, TransientError, server_detail
+from tap_omnitron.errors import AuthenticationError, GaveUp, OmnitronError, TransientError, server_detail
 from tap_omnitron.retry import RetryPolicy, retry_after
 from tap_omnitron.transport import Exchange, HttpResponse, Transport
 
@@ -150,7 +150,10 @@ class OmnitronClient:
                 raise error
             return response
 
-        return self.retry.call(attempt, f"POST {path}")
+        try:
+            return self.retry.call(attempt, f"POST {path}")
+        except GaveUp as exc:  # without a token no request can succeed: not one order's fault
+            raise OmnitronError(f"login failed: {exc}") from None
 
     def check(self, response: HttpResponse, what: str, shape: Shape) -> Answer:
         """An `Answer`, or the error the response stands for."""

@@ -32,6 +32,10 @@ class AuthenticationError(OmnitronError):
     """The server refused the credentials."""
 
 
+class GaveUp(OmnitronError):
+    """A request that still failed after its retries, for a reason that is not the client's."""
+
+
 class TransientError(RetriableAPIError):
     """A failure worth retrying: 429, 5xx, a dropped connection, a timeout, a malformed body.
 

@@ -5,47 +5,74 @@ once per page (a context `{"orders_page": n}`), and they read that page's orders
 details of a page are requested as soon as it is published, behind those of the page before,
 up to `max_in_flight` at once, and read in the order of the orders: the output does not
 depend on the setting.
+
+A detail that still fails after its retries, for a reason that is not the client's (a 5xx,
+a body that is not the order, a dropped connection), is one broken order, not a broken run:
+it is skipped and remembered (`skipped`), and the next run asks for it first. Many in a row
+mean something systematic, and end the run as before.
 """
 
 from __future__ import annotations
 
+import logging
 import typing as t
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tap_omnitron.client import Answer, an_order, detail_path
+from tap_omnitron.errors import GaveUp, OmnitronError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from tap_omnitron.client import OmnitronClient, Pending
+
+logger = logging.getLogger("tap-omnitron")
+
+FAILED_IN_A_ROW = 3  # details failing one after the other: the server, not an order
+RECENT = 20  # ... or more than half of the last this many
 
 
 @dataclass
 class _Page:
     orders: list[tuple[t.Any, list[dict]]]  # (order id, its items), the orders the run keeps
     details_left: int = 0  # detail answers not read yet
-    wanted: list[t.Any] = field(default_factory=list)
+    remembered: bool = False  # details earlier runs skipped: their failures say nothing new
+
+
+@dataclass(frozen=True)
+class Detail:
+    """What became of one order's detail request: an answer (a 404 included), or an error."""
+
+    order_id: t.Any
+    answer: Answer | None
+    error: str | None = None
 
 
 class OrderFeed:
     """Pages of emitted orders for the child streams, with the detail requests they need."""
 
-    def __init__(self, client: OmnitronClient) -> None:
+    def __init__(self, client: OmnitronClient, *, max_skipped: int) -> None:
         self.client = client
+        self.max_skipped = max_skipped
+        self.skipped: dict[t.Any, str] = {}  # order id -> last error, asked for again next run
         self._pages: dict[int, _Page] = {}
         self._waiting: deque[t.Any] = deque()  # orders whose detail request is not sent yet
         self._in_flight: deque[tuple[t.Any, Pending]] = deque()
+        self._recent: deque[bool] = deque(maxlen=RECENT)  # detail failed, for the last ones
+
+    def remember(self, order_ids: Iterable[t.Any]) -> None:
+        """Details skipped by an earlier run, still to fetch."""
+        self.skipped.update({order_id: "skipped by an earlier run" for order_id in order_ids})
 
     def publish(self, number: int, orders: list[dict], *, details: bool) -> None:
         """Page `number` will be emitted with these orders; start their detail requests."""
-        page = _Page([(order.get("id"), order.get("orderitem_set") or []) for order in orders])
-        self._pages[number] = page
-        if details:
-            page.details_left = len(page.orders)
-            self._waiting.extend(order_id for order_id, _ in page.orders)
-            if self.client.max_in_flight > 1:  # else nothing runs ahead of the list
-                self._start_more()
+        self._publish(number, [(order.get("id"), order.get("orderitem_set") or []) for order in orders], details)
+
+    def publish_skipped(self, number: int) -> None:
+        """A page of no orders, only the details earlier runs could not fetch."""
+        self._publish(number, [(order_id, []) for order_id in self.skipped], details=True)
+        self._pages[number].remembered = True
 
     def items(self, number: int) -> Iterator[tuple[t.Any, dict]]:
         """(order id, item) for every item of the page's orders."""
@@ -53,21 +80,62 @@ class OrderFeed:
             for item in items:
                 yield order_id, item
 
-    def details(self, number: int) -> Iterator[tuple[t.Any, Answer]]:
-        """(order id, its answer) for each order of the page, in order; 404s included."""
+    def details(self, number: int) -> Iterator[Detail]:
+        """Each order's detail in the page's order; a 404 is an answer, a failure an error."""
         page = self._pages[number]
         while page.details_left:
             self._start_more()
             order_id, pending = self._in_flight.popleft()
             page.details_left -= 1
-            answer = pending.answer()
+            try:
+                detail = Detail(order_id, pending.answer())
+            except GaveUp as exc:
+                detail = Detail(order_id, None, str(exc))
             if self.client.max_in_flight > 1:
                 self._start_more()  # a connection is free again: keep every one busy
-            yield order_id, answer
+            self._account(detail, counts=not page.remembered)
+            yield detail
 
     def retire(self, number: int) -> None:
         """The page is out, with its children: forget it."""
         self._pages.pop(number, None)
+
+    def _publish(self, number: int, orders: list[tuple[t.Any, list[dict]]], details: bool) -> None:  # noqa: FBT001
+        page = _Page(orders)
+        self._pages[number] = page
+        if details:
+            page.details_left = len(orders)
+            self._waiting.extend(order_id for order_id, _ in orders)
+            if self.client.max_in_flight > 1:  # else nothing runs ahead of the list
+                self._start_more()
+
+    def _account(self, detail: Detail, *, counts: bool) -> None:
+        """Remember a failed detail; end the run when failures are the rule, not the exception."""
+        failed = detail.error is not None
+        if not failed:
+            self.skipped.pop(detail.order_id, None)  # answered, or gone (404): not to ask again
+        else:
+            self.skipped[detail.order_id] = t.cast("str", detail.error)
+        if not counts:
+            return
+        self._recent.append(failed)
+        if not failed:
+            return
+        in_a_row = 0
+        for outcome in reversed(self._recent):
+            if not outcome:
+                break
+            in_a_row += 1
+        if in_a_row >= FAILED_IN_A_ROW:
+            raise OmnitronError(f"{detail.error}; {in_a_row} order details in a row failed")
+        if sum(self._recent) > RECENT // 2:
+            raise OmnitronError(f"{detail.error}; {sum(self._recent)} of the last {RECENT} order details failed")
+        if len(self.skipped) > self.max_skipped:
+            msg = (
+                f"{len(self.skipped)} order details could not be fetched, more than max_skipped_details "
+                f"({self.max_skipped}): something systematic is wrong; last error: {detail.error}"
+            )
+            raise OmnitronError(msg)
 
     def _start_more(self) -> None:
         while self._waiting and len(self._in_flight) < self.client.max_in_flight:

@@ -56,15 +56,17 @@ class Progress:
         else:
             logger.info("Progress: %s orders, %.0f orders/s.", f"{orders:,}", rate)
 
-    def summary(self, *, ok: bool, requests: int, retries: int, paused: float, bookmark: t.Any) -> str:  # noqa: ANN401
+    def summary(  # noqa: PLR0913
+        self, *, ok: bool, requests: int, retries: int, paused: float, skipped: int, bookmark: t.Any  # noqa: ANN401
+    ) -> str:
         records = self.records
         line = (
             f"{'Finished' if ok else 'Stopped'} in {_duration(time.monotonic() - self._started)}: "
             f"{records['orders']:,} orders, {records['order_items']:,} order items, "
             f"{records['order_details']:,} order details; {requests:,} requests, "
             f"{retries:,} retries, {paused:.1f} s waiting on Retry-After, "
-            f"{self.gone:,} details skipped as gone (404); bookmark "
-            f"{bookmark or 'none'}."
+            f"{self.gone:,} details skipped as gone (404), {skipped:,} skipped after errors "
+            f"(asked for again next run); bookmark {bookmark or 'none'}."
         )
         logger.info(line)
         return line

@@ -15,7 +15,7 @@ import random
 import time
 import typing as t
 
-from tap_omnitron.errors import OmnitronError, TransientError
+from tap_omnitron.errors import GaveUp, OmnitronError, TransientError
 
 logger = logging.getLogger("tap-omnitron")
 
@@ -46,7 +46,7 @@ class RetryPolicy:
                 if number > self.max_retries:
                     tries = "1 attempt" if number == 1 else f"{number} attempts"
                     msg = f"{what}: gave up after {tries}; last error: {exc}"
-                    raise OmnitronError(msg) from None
+                    raise GaveUp(msg) from None
                 delay = self._delay(exc, number)
                 self.retries += 1
                 logger.warning(

@@ -16,6 +16,7 @@ from tap_omnitron.errors import SettingsError
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_SKIPPED_DETAILS = 1000
 _API_SUFFIXES = ("/api/i1", "/api/v1", "/api")
 
 

@@ -36,6 +36,9 @@ if t.TYPE_CHECKING:
     from tap_omnitron.progress import Progress
 
 
+SKIPPED = "skipped_details"  # in the orders' STATE: order ids whose detail a run could not fetch
+
+
 def _schema_dir() -> Path:
     """Schemas ship inside the wheel; an editable install reads them from the checkout."""
     packaged = Path(__file__).parent / "schemas"
@@ -147,6 +150,7 @@ class OrdersStream(OmnitronStream):
         return max(value, start_date_value, key=dates.parse)
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
+        self._fetch_skipped_details()
         since = dates.canonical(self.get_starting_replication_key_value(context))
         resume = Resume.load(self.stream_state, since)
         plan = self._plan(resume)
@@ -159,6 +163,7 @@ class OrdersStream(OmnitronStream):
                 pages = read_pages(self.client, params, ahead=self._pages_ahead(current))
                 yield from self._emit(pages, listing, current, requests)
         Resume.clear(self.stream_state)
+        self._keep_skipped()
         if plan.bookmarkable:
             self.stream_state["replication_key"] = self.replication_key
             self.stream_state["replication_key_value"] = plan.signpost
@@ -197,7 +202,27 @@ class OrdersStream(OmnitronStream):
         # The SDK has written the page's orders and synced their children: say so in STATE.
         self.feed.retire(number)
         listing.page_done(page, self.stream_state)
+        self._keep_skipped()
         self.progress.page_done(listing.seen)
+
+    def _fetch_skipped_details(self) -> None:
+        """First, the details earlier runs skipped: detail requests only, no list pages."""
+        self.feed.remember(self.stream_state.get(SKIPPED, []))
+        details = [c for c in self.child_streams if isinstance(c, OrderDetailsStream) and c.selected]
+        if self.feed.skipped and details:
+            number = next(self._page_numbers)
+            self.logger.info("Asking first for %d order details skipped by an earlier run.", len(self.feed.skipped))
+            self.feed.publish_skipped(number)
+            details[0].sync(context={"orders_page": number})
+            self.feed.retire(number)
+            self._keep_skipped()
+
+    def _keep_skipped(self) -> None:
+        """The details still to fetch, in the orders' STATE for the next run."""
+        if self.feed.skipped:
+            self.stream_state[SKIPPED] = sorted(self.feed.skipped)
+        else:
+            self.stream_state.pop(SKIPPED, None)
 
     def _plan(self, resume: Resume) -> Plan:
         """Ask the server whether it filters and sorts as asked, and what time it is."""
@@ -275,12 +300,17 @@ class OrderDetailsStream(_OrderChild):
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         with metrics.http_request_counter(self.name, endpoint=DETAIL_PATH) as requests:
-            for _, answer in self.feed.details(t.cast("dict", context)["orders_page"]):
+            for detail in self.feed.details(t.cast("dict", context)["orders_page"]):
                 requests.increment()
-                if answer.found:
-                    yield self.prepare(answer.body)
+                if detail.answer is None:
+                    self.logger.error(
+                        "Order %s: its detail is skipped, and asked for again next run: %s",
+                        detail.order_id, detail.error,
+                    )
+                elif detail.answer.found:
+                    yield self.prepare(detail.answer.body)
                 else:
                     self.progress.gone += 1
                     self.logger.warning(
-                        "Skipping an order that is gone: %s answered 404 (not found)", answer.what
+                        "Skipping an order that is gone: %s answered 404 (not found)", detail.answer.what
                     )

@@ -111,6 +111,27 @@ class TapOmnitron(TapHooks):
             ),
         ),
         th.Property(
+            "max_skipped_details",
+            th.IntegerType(minimum=0),
+            default=settings.DEFAULT_MAX_SKIPPED_DETAILS,
+            title="Max skipped details",
+            description=(
+                "Order details that still fail after their retries (5xx, a broken body) are "
+                "skipped, kept in the state and asked for again next run; more than this many "
+                "at once ends the run, because something systematic is wrong."
+            ),
+        ),
+        th.Property(
+            "fail_on_skipped_details",
+            th.BooleanType,
+            default=False,
+            title="Fail on skipped details",
+            description=(
+                "Exit non-zero after a run that skipped order details. Off: the run loads "
+                "everything else, says so in its summary and an error line per order, and exits 0."
+            ),
+        ),
+        th.Property(
             "progress_interval",
             th.NumberType(minimum=0),
             default=progress.EVERY,
@@ -154,8 +175,13 @@ class TapOmnitron(TapHooks):
     def progress(self) -> Progress:
         return Progress(every=float(self.config.get("progress_interval", progress.EVERY)))
 
+    @cached_property
+    def feed(self) -> OrderFeed:
+        max_skipped = self.config.get("max_skipped_details", settings.DEFAULT_MAX_SKIPPED_DETAILS)
+        return OrderFeed(self.client, max_skipped=int(max_skipped))
+
     def discover_streams(self) -> list[Stream]:
-        shared = {"feed": OrderFeed(self.client), "progress": self.progress}
+        shared = {"feed": self.feed, "progress": self.progress}
         return [
             streams.OrdersStream(self, **shared),
             streams.OrderItemsStream(self, **shared),
@@ -184,8 +210,15 @@ class TapOmnitron(TapHooks):
             retry = self.client.retry
             self.progress.summary(
                 ok=finished, requests=self.client.requests, retries=retry.retries,
-                paused=retry.paused, bookmark=bookmark,
+                paused=retry.paused, skipped=len(self.feed.skipped), bookmark=bookmark,
             )
+        if self.feed.skipped and self.config.get("fail_on_skipped_details", False):
+            ids = ", ".join(map(str, sorted(self.feed.skipped)))
+            msg = (
+                f"{len(self.feed.skipped)} order details could not be fetched (orders {ids}); "
+                "everything else is loaded, and the next run asks for them first"
+            )
+            raise OmnitronError(msg)
 
 
 def cli() -> None:

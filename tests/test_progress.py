@@ -13,7 +13,8 @@ PROGRESS = re.compile(
 SUMMARY = re.compile(
     r"(Finished|Stopped) in [\w ]+: ([\d,]+) orders, ([\d,]+) order items, ([\d,]+) order details; "
     r"([\d,]+) requests, ([\d,]+) retries, ([\d.]+) s waiting on Retry-After, "
-    r"([\d,]+) details skipped as gone \(404\); bookmark (\S+)\."
+    r"([\d,]+) details skipped as gone \(404\), ([\d,]+) skipped after errors \(asked for again next run\); "
+    r"bookmark (\S+)\."
 )
 
 
@@ -66,7 +67,7 @@ def test_the_summary_says_what_the_run_did_and_cost(sandbox_factory) -> None:
     run = run_tap(config_for(sandbox))
     assert run.returncode == 0, run.stderr
     [summary] = lines(run, SUMMARY)
-    status, orders, items, details, requests, retries, paused, gone, bookmark = summary.groups()
+    status, orders, items, details, requests, retries, paused, gone, skipped, bookmark = summary.groups()
     assert status == "Finished"
     counts = run.counts()
     assert [number(orders), number(items), number(details)] == [
@@ -74,7 +75,7 @@ def test_the_summary_says_what_the_run_did_and_cost(sandbox_factory) -> None:
     ]
     assert number(details) == 22  # noqa: PLR2004  (one order is gone)
     assert number(requests) == sandbox.request_count
-    assert (number(retries), number(gone)) == (2, 1)
+    assert (number(retries), number(gone), number(skipped)) == (2, 1, 0)
     assert 0.9 <= float(paused) <= 1.5  # noqa: PLR2004
     assert bookmark == run.last_state["bookmarks"]["orders"]["replication_key_value"]
 
@@ -85,4 +86,4 @@ def test_a_failed_run_still_closes_with_a_summary(sandbox_factory) -> None:
     assert run.returncode != 0
     [summary] = lines(run, SUMMARY)
     assert summary.group(1) == "Stopped"
-    assert summary.group(9) == "none"
+    assert summary.group(10) == "none"

@@ -239,6 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
                 oid = int(detail_id)
             except ValueError:
                 oid = None
+            if oid in sb.broken_details:  # a serializer tripping over this one order, every time
+                return self._send(500, _FAULT_PAGES[500], HTML)
             payload = None if oid is None or oid in sb.missing_details else sb.store.detail_bytes(oid)
             if payload is None:
                 return self._send(404, _NOT_FOUND)
@@ -397,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(404, {"detail": "Not found."})
 
 
-_FAULT_SETTINGS = ("rate", "kinds", "retry_after", "seed", "latency_ms", "missing_details")
+_FAULT_SETTINGS = ("rate", "kinds", "retry_after", "seed", "latency_ms", "missing_details", "broken_details")
 
 
 class _Truncating:
@@ -454,6 +456,7 @@ class Sandbox:
         mutate_between_pages: Callable[["Sandbox", int], Any] | None = None,
         mutate_every_page: dict[str, int] | None = None,
         missing_details: Iterable[int] = (),
+        broken_details: Iterable[int] = (),
         fault_plan: dict[str, Iterable[str]] | None = None,
         keepalive_requests: int = 0,
         keepalive_timeout: float = 0,
@@ -485,6 +488,7 @@ class Sandbox:
         self.on_list_page = on_list_page or mutate_between_pages
         self.mutate_every_page = dict(mutate_every_page or {})
         self.missing_details = set(missing_details)
+        self.broken_details = set(broken_details)  # detailed views that always answer 500
         # path -> fault kinds served, in turn, to its next requests (then back to normal)
         self.fault_plan = {path: list(_normalise_kinds(kinds)) for path, kinds in (fault_plan or {}).items()}
         self.keepalive_requests = keepalive_requests  # close a connection after this many answers
@@ -619,7 +623,8 @@ class Sandbox:
     # -- faults and stats ---------------------------------------------------------------
     def set_faults(self, rate: float | None = None, kinds: Iterable[Any] | str | None = None,
                    retry_after: float | None = None, seed: int | str | None = None,
-                   latency_ms: float | None = None, missing_details: Iterable[int] | None = None) -> None:
+                   latency_ms: float | None = None, missing_details: Iterable[int] | None = None,
+                   broken_details: Iterable[int] | None = None) -> None:
         with self._stats_lock:
             if rate is not None:
                 if not 0 <= float(rate) <= 1:
@@ -637,10 +642,13 @@ class Sandbox:
                 self.latency_ms = float(latency_ms)
             if missing_details is not None:
                 self.missing_details = {int(i) for i in missing_details}
+            if broken_details is not None:
+                self.broken_details = {int(i) for i in broken_details}
 
     def fault_settings(self) -> dict[str, Any]:
         return {"rate": self.fault_rate, "kinds": list(self.fault_kinds), "retry_after": self.retry_after,
-                "latency_ms": self.latency_ms, "missing_details": sorted(self.missing_details)}
+                "latency_ms": self.latency_ms, "missing_details": sorted(self.missing_details),
+                "broken_details": sorted(self.broken_details)}
 
     def _draw_fault(self) -> str | None:
         if self.fault_rate <= 0 or not self.fault_kinds:
@@ -728,6 +736,8 @@ def _parser() -> argparse.ArgumentParser:
       help='mutate before every list page, e.g. \'{"modify": 1, "create": 1, "delete": 0}\'')
     a("--missing-details", default="", metavar="IDS",
       help="comma list of order ids whose detailed view answers 404 although they are listed")
+    a("--broken-details", default="", metavar="IDS",
+      help="comma list of order ids whose detailed view always answers 500 (POST /_sandbox/faults heals)")
     a("--keepalive-requests", type=int, default=0, metavar="N",
       help="close each connection after N answers, like nginx's keepalive_requests (default: never)")
     a("--keepalive-timeout", type=float, default=0, metavar="S",
@@ -755,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         token_ttl_requests=args.token_ttl_requests, fault_rate=args.fault_rate, fault_kinds=args.fault_kinds,
         retry_after=args.retry_after, mutate_every_page=args.mutate_every_page,
         missing_details=[int(i) for i in args.missing_details.split(",") if i.strip()],
+        broken_details=[int(i) for i in args.broken_details.split(",") if i.strip()],
         keepalive_requests=args.keepalive_requests, keepalive_timeout=args.keepalive_timeout, gzip=args.gzip,
         tls=(args.tls_cert, args.tls_key) if args.tls_cert else None, redirect_to=args.redirect_to,
         now=parse_iso(args.now) if args.now else None, shape=args.shape, list_order=args.list_order,

@@ -30,7 +30,7 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("tap-omnitron")
 
 FAILED_IN_A_ROW = 3  # details failing one after the other: the server, not an order
-RECENT = 20  # ... or more than half of the last this many
+RECENT = 20  # ... or more than half of the last this many failing, or answering 404
 
 
 @dataclass
@@ -59,7 +59,7 @@ class OrderFeed:
         self._pages: dict[int, _Page] = {}
         self._waiting: deque[t.Any] = deque()  # orders whose detail request is not sent yet
         self._in_flight: deque[tuple[t.Any, Pending]] = deque()
-        self._recent: deque[bool] = deque(maxlen=RECENT)  # detail failed, for the last ones
+        self._recent: deque[str] = deque(maxlen=RECENT)  # "ok", "gone" or "failed", the last ones
 
     def remember(self, order_ids: Iterable[t.Any]) -> None:
         """Details skipped by an earlier run, still to fetch."""
@@ -111,25 +111,28 @@ class OrderFeed:
 
     def _account(self, detail: Detail, *, counts: bool) -> None:
         """Remember a failed detail; end the run when failures are the rule, not the exception."""
-        failed = detail.error is not None
-        if not failed:
+        if detail.error is None:
             self.skipped.pop(detail.order_id, None)  # answered, or gone (404): not to ask again
         else:
-            self.skipped[detail.order_id] = t.cast("str", detail.error)
+            self.skipped[detail.order_id] = detail.error
         if not counts:
             return
-        self._recent.append(failed)
-        if not failed:
+        outcome = "failed" if detail.error else "ok" if t.cast("Answer", detail.answer).found else "gone"
+        self._recent.append(outcome)
+        recent = list(self._recent)
+        if outcome == "gone" and (recent.count("gone") > RECENT // 2 or recent == ["gone"] * 5):
+            msg = (
+                f"{recent.count('gone')} of the last {len(recent)} order details answered 404 although "
+                "their orders are listed: check that the API user may read orders_integration"
+            )
+            raise OmnitronError(msg)
+        if outcome != "failed":
             return
-        in_a_row = 0
-        for outcome in reversed(self._recent):
-            if not outcome:
-                break
-            in_a_row += 1
+        in_a_row = len(recent) - 1 - max((i for i, o in enumerate(recent) if o != "failed"), default=-1)
         if in_a_row >= FAILED_IN_A_ROW:
             raise OmnitronError(f"{detail.error}; {in_a_row} order details in a row failed")
-        if sum(self._recent) > RECENT // 2:
-            raise OmnitronError(f"{detail.error}; {sum(self._recent)} of the last {RECENT} order details failed")
+        if recent.count("failed") > RECENT // 2:
+            raise OmnitronError(f"{detail.error}; {recent.count('failed')} of the last {RECENT} order details failed")
         if len(self.skipped) > self.max_skipped:
             msg = (
                 f"{len(self.skipped)} order details could not be fetched, more than max_skipped_details "

@@ -30,7 +30,7 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("tap-omnitron")
 
-MAX_REWINDS = 50  # a list that keeps shrinking is read to its end anyway, just not forever
+MAX_REWINDS = 50  # steps back in one pass; after them, the pass reads on to the end
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,17 @@ class PageNumbers(BaseAPIPaginator[int]):
         self.shrank = False  # the last page read found the list shorter than the one before
 
     def get_next(self, response: Answer) -> int | None:  # type: ignore[override]
-        if not response.found:  # the promised page vanished
+        if not response.found:  # the promised page vanished: the list ends before it
             if self.current_value == 1:
-                msg = f"{response.what} answered 404 (not found): check base_url"
-                raise OmnitronError(msg)
-            return self._rewind(self._last_good, "a listed page no longer exists")
+                raise not_a_list(response)
+            back = min(self._last_good, self.current_value - 1)
+            return self._rewind(back, "a listed page no longer exists") if self._may_rewind else None
         self._last_good = self.current_value
         count = response.body.get("count")
         self.shrank = isinstance(count, int) and self._count is not None and count < self._count
         if isinstance(count, int):
             self._count = count
-        if self.shrank and self.current_value > 1:
+        if self.shrank and self.current_value > 1 and self._may_rewind:
             return self._rewind(self.current_value - 1, "the order list shrank")
         following = next_page_number(response.body.get("next"), self.current_value)
         if following == self.current_value:
@@ -80,10 +80,15 @@ class PageNumbers(BaseAPIPaginator[int]):
             raise OmnitronError(msg)
         return following
 
-    def _rewind(self, page: int, why: str) -> int | None:
-        if self.rewinds >= MAX_REWINDS or page < 1:
-            logger.warning("%s; stopping pagination at page %d", why, self.current_value)
-            return None
+    @property
+    def _may_rewind(self) -> bool:
+        """A list that keeps shrinking is read on to its end: the next pass finds what slipped."""
+        if self.rewinds == MAX_REWINDS:
+            logger.warning("The order list keeps shrinking; reading on without stepping back.")
+            self.rewinds += 1
+        return self.rewinds < MAX_REWINDS
+
+    def _rewind(self, page: int, why: str) -> int:
         self.rewinds += 1
         logger.info("%s while paging: reading page %d again", why, page)
         return page
@@ -129,6 +134,11 @@ def _request(client: OmnitronClient, params: t.Mapping[str, t.Any], number: int)
 def _cancel(early: deque[tuple[int, Pending]]) -> None:
     while early:
         early.popleft()[1].cancel()
+
+
+def not_a_list(answer: Answer) -> OmnitronError:
+    """The first page of the order list is missing: the URL is wrong, not the data."""
+    return OmnitronError(f"{answer.what} answered 404 (not found): check base_url")
 
 
 def next_page_number(next_url: t.Any, current: int) -> int | None:  # noqa: ANN401

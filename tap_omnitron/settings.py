@@ -8,7 +8,7 @@ is really one, credentials in one of two forms, a start date that parses.
 from __future__ import annotations
 
 import typing as t
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from tap_omnitron import dates
 from tap_omnitron.errors import SettingsError
@@ -17,6 +17,7 @@ DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_SKIPPED_DETAILS = 1000
+DEFAULT_LOOKBACK_SECONDS = 60
 _API_SUFFIXES = ("/api/i1", "/api/v1", "/api")
 
 
@@ -33,6 +34,10 @@ def check(config: t.Mapping[str, t.Any]) -> None:
         else:
             msg = "no credentials: set api_token, or username and password"
         raise SettingsError(msg)
+    token = config.get("api_token")
+    if isinstance(token, str) and not _header_safe(token):
+        msg = "api_token must be one line of printable text, as Omnitron's keys are (check for a pasted line break)"
+        raise SettingsError(msg)
     if config.get("start_date") is not None:
         try:
             dates.parse(config["start_date"])
@@ -42,6 +47,15 @@ def check(config: t.Mapping[str, t.Any]) -> None:
                 f"got {config['start_date']!r}"
             )
             raise SettingsError(msg) from None
+
+
+def _header_safe(text: str) -> bool:
+    """Sendable as an HTTP header value: printable, no line break, Latin-1."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return text.isprintable()
 
 
 def normalise_base_url(value: t.Any) -> str:  # noqa: ANN401
@@ -64,4 +78,4 @@ def normalise_base_url(value: t.Any) -> str:  # noqa: ANN401
         if path.endswith(suffix):
             path = path[: -len(suffix)]
             break
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    return f"{parts.scheme}://{parts.netloc}{quote(path, safe='/%')}"

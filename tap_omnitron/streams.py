@@ -21,7 +21,7 @@ from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from tap_omnitron import dates, settings
 from tap_omnitron.client import DETAIL_PATH, ORDERS_PATH, a_page
 from tap_omnitron.listing import FUTURE, Listing, Pass, Plan, Resume, probe_params
-from tap_omnitron.pagination import Page, read_pages
+from tap_omnitron.pagination import Page, not_a_list, read_pages
 from tap_omnitron.records import Preparer, restore_decimal_bounds
 from tap_omnitron.sdk import StreamHooks
 
@@ -31,7 +31,7 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_omnitron.client import OmnitronClient
+    from tap_omnitron.client import Answer, OmnitronClient
     from tap_omnitron.feed import OrderFeed
     from tap_omnitron.progress import Progress
 
@@ -151,8 +151,7 @@ class OrdersStream(OmnitronStream):
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         self._fetch_skipped_details()
-        since = dates.canonical(self.get_starting_replication_key_value(context))
-        resume = Resume.load(self.stream_state, since)
+        resume = Resume.load(self.stream_state, self._since())
         plan = self._plan(resume)
         listing = Listing(plan, resume, self.logger)
         params = {"limit": self.config.get("page_size", settings.DEFAULT_PAGE_SIZE), "sort": "id"}
@@ -226,7 +225,7 @@ class OrdersStream(OmnitronStream):
 
     def _plan(self, resume: Resume) -> Plan:
         """Ask the server whether it filters and sorts as asked, and what time it is."""
-        probe = self.client.get(ORDERS_PATH, probe_params(sort="-id", since=FUTURE), shape=a_page)
+        probe = self._probe(sort="-id", since=FUTURE)
         results = probe.body["results"]
         server_filters = not results
         carries_key = bool(results) and "modified_date" in results[0]
@@ -236,7 +235,7 @@ class OrdersStream(OmnitronStream):
         since = resume.since if bookmarkable else None
         top = probe
         if server_filters:  # the first order of this run's list, under sort=-id
-            top = self.client.get(ORDERS_PATH, probe_params(sort="-id", since=since), shape=a_page)
+            top = self._probe(sort="-id", since=since)
         total = top.body.get("count") if isinstance(top.body.get("count"), int) else None
         if not bookmarkable:
             self.logger.warning(
@@ -254,7 +253,29 @@ class OrdersStream(OmnitronStream):
             )
         top_id = top.body["results"][0].get("id") if top.body["results"] else None
         self.progress.start(bookmark=since, resume_after=resume.after_id or None, total=total)
-        return Plan(since, resume.signpost, server_filters, bookmarkable, total, top_id)
+        return Plan(since, resume.signpost, bookmarkable, top_id)
+
+    def _since(self) -> str | None:
+        """The lower bound of this run: the bookmark less `lookback_seconds`, or `start_date`.
+
+        The lookback re-reads changes stamped just before the last run began but committed
+        after it read the list, or stamped by an app server whose clock runs behind.
+        """
+        bounds = []
+        if self.stream_state.get("replication_key") == self.replication_key and (
+            bookmark := self.stream_state.get("replication_key_value")
+        ):
+            lookback = datetime.timedelta(seconds=float(self.config.get("lookback_seconds", settings.DEFAULT_LOOKBACK_SECONDS)))
+            bounds.append(dates.parse(bookmark) - lookback)
+        if start := self.config.get("start_date"):
+            bounds.append(dates.parse(start))
+        return dates.canonical(max(bounds)) if bounds else None
+
+    def _probe(self, *, sort: str, since: str | None) -> Answer:
+        answer = self.client.get(ORDERS_PATH, probe_params(sort=sort, since=since), shape=a_page)
+        if not answer.found:
+            raise not_a_list(answer)
+        return answer
 
     def _pages_ahead(self, current: Pass) -> int:
         """List pages requested early: one while details fill the connections (the first

@@ -84,6 +84,17 @@ class TapOmnitron(TapHooks):
             ),
         ),
         th.Property(
+            "lookback_seconds",
+            th.NumberType(minimum=0),
+            default=settings.DEFAULT_LOOKBACK_SECONDS,
+            title="Lookback seconds",
+            description=(
+                "Each run also reads the orders changed this many seconds before its bookmark "
+                "(the server's clock when the last run began): changes committed late, or "
+                "stamped by a server whose clock runs behind. Targets upsert, so they cost a re-read."
+            ),
+        ),
+        th.Property(
             "page_size",
             th.IntegerType(minimum=1),
             default=settings.DEFAULT_PAGE_SIZE,

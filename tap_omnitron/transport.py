@@ -17,6 +17,7 @@ kept: Omnitron's token needs neither.
 from __future__ import annotations
 
 import os
+import re
 import select
 import socket
 import ssl
@@ -39,6 +40,7 @@ CONNECT_TIMEOUT = 15.0  # seconds: connections are opened one at a time, so not 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_HEAD = 1 << 16  # bytes of status line and headers
 _NO_BODY = {204, 304}
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 @dataclass
@@ -218,6 +220,9 @@ class _Connection:
             f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{proxy_head}\r\n".encode("latin-1")
         )
         status, reason, _, _, _ = self.read_response("CONNECT")
+        if status >= 500:  # noqa: PLR2004  (the proxy could not reach the host: worth retrying)
+            msg = f"the proxy could not reach {authority}: HTTP {status} {reason}".strip()
+            raise ConnectionRefusedError(msg)
         if status != 200:  # noqa: PLR2004
             msg = f"the proxy refused a tunnel to {authority}: HTTP {status} {reason}".strip()
             raise OmnitronError(msg)
@@ -293,10 +298,9 @@ class _Connection:
         parts = []
         while True:
             size_text = self._line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _ProtocolError(f"chunk size {size_text[:20]!r}") from None
+            if not _HEX.fullmatch(size_text):
+                raise _ProtocolError(f"chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
             if size == 0:
                 while self._line():  # trailer lines, up to the empty one
                     pass

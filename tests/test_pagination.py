@@ -6,7 +6,7 @@ import pytest
 
 from tap_omnitron.client import Answer, decode_json
 from tap_omnitron.errors import OmnitronError
-from tap_omnitron.pagination import PageNumbers, next_page_number
+from tap_omnitron.pagination import MAX_REWINDS, PageNumbers, next_page_number
 
 
 def page(status: int, body: bytes) -> Answer:
@@ -46,3 +46,28 @@ def test_a_page_that_names_itself_as_next_is_an_error_not_a_loop() -> None:
     paginator = PageNumbers()
     with pytest.raises(OmnitronError, match="page 1 names itself as the next page"):
         paginator.advance(page(200, b'{"count": 30, "next": "http://h/?page=1", "results": [1]}'))
+
+
+def test_two_vanished_pages_in_a_row_step_back_twice_not_into_a_loop() -> None:
+    paginator = PageNumbers()
+    for number in (2, 3, 4):
+        paginator.advance(page(200, b'{"count": 30, "next": "http://h/?page=%d", "results": [1]}' % number))
+    assert paginator.current_value == 4  # noqa: PLR2004
+    paginator.advance(page(404, b"{}"))
+    assert paginator.current_value == 3  # noqa: PLR2004
+    paginator.advance(page(404, b"{}"))
+    assert paginator.current_value == 2  # noqa: PLR2004
+
+
+def test_a_list_that_keeps_shrinking_is_read_on_to_its_end() -> None:
+    paginator = PageNumbers()
+    count = 10_000
+    pages_read = 0
+    while not paginator.finished and pages_read < 500:  # noqa: PLR2004
+        count -= 1  # an order deleted before every page
+        following = paginator.current_value + 1
+        nxt = f'"http://h/?page={following}"' if paginator.current_value < 120 else "null"  # noqa: PLR2004
+        paginator.advance(page(200, f'{{"count": {count}, "next": {nxt}, "results": [1]}}'.encode()))
+        pages_read += 1
+    assert paginator.finished, "it reached the last page"
+    assert paginator.rewinds == MAX_REWINDS + 1

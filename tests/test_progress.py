@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 
 from conftest import config_for
 from helpers import run_tap, run_tap_killed
+from tap_omnitron import dates
 
 PROGRESS = re.compile(
     r"Progress: ([\d,]+) of ([\d,]+) orders \((\d+)%\), (\d+) orders/s, about (\d+) (?:s|min \d+ s) left\."
@@ -51,7 +53,8 @@ def test_the_start_line_names_the_bookmark_and_the_resume_point(sandbox_factory)
     bookmark = first.last_state["bookmarks"]["orders"]["replication_key_value"]
     sandbox.modify(count=3)
     second = run_tap(config_for(sandbox), state=first.last_state)
-    assert f"Starting: orders modified since {bookmark}; the list reports 3 orders." in second.stderr
+    since = dates.canonical(dates.parse(bookmark) - datetime.timedelta(seconds=60))  # the lookback
+    assert f"Starting: orders modified since {since}; the list reports 3 orders." in second.stderr
     killed = run_tap_killed(config_for(sandbox, max_concurrency=1), state=None, after_records=60)
     after = killed.last_state["bookmarks"]["orders"]["resume"]["after_id"]
     resumed = run_tap(config_for(sandbox), state=killed.last_state)

@@ -243,3 +243,31 @@ def test_items_are_complete_when_orders_are_loaded_without_their_nested_items(sa
     assert all("orderitem_set" not in o for o in run.records("orders"))
     expected = {i["id"] for o in sandbox.ground_truth() for i in sandbox.list_record(o["id"])["orderitem_set"]}
     assert set(run.by_key("order_items", "id")) == expected
+
+
+def test_a_change_committed_late_is_read_within_the_lookback(shaped_factory) -> None:
+    """A change stamped before the last run began, but not yet visible to it (a long
+    transaction, or an app server whose clock runs behind the one that answers)."""
+    sandbox = shaped_factory(orders=23)
+    first = run_tap(config_for(sandbox))
+    began = datetime.datetime.fromisoformat(bookmark_of(first).replace("Z", "+00:00"))
+    late = sandbox.modify(ids=[sorted(sandbox.orders_snapshot())[3]], at=began - datetime.timedelta(seconds=5))
+    second = run_tap(config_for(sandbox), state=first.last_state)
+    assert set(second.by_key("orders", "id")) == set(late)
+    without = run_tap(config_for(sandbox, lookback_seconds=0), state=first.last_state)
+    assert without.records("orders") == [], "without the lookback the late change is missed"
+
+
+def test_a_base_url_with_a_wrong_path_is_one_clear_line(sandbox) -> None:
+    run = run_tap(config_for(sandbox, base_url=sandbox.url + "/shop"))
+    assert run.returncode == 1
+    assert run.error_lines == ["tap-omnitron: error: GET /api/i1/orders/ answered 404 (not found): check base_url"]
+
+
+def test_details_that_all_answer_404_are_an_error_not_an_empty_table(sandbox_factory) -> None:
+    sandbox = sandbox_factory(orders=23)
+    sandbox.missing_details.update(sandbox.orders_snapshot())
+    run = run_tap(config_for(sandbox))
+    assert run.returncode == 1
+    assert len(run.error_lines) == 1, run.stderr
+    assert "order details answered 404 although their orders are listed" in run.error_lines[0]

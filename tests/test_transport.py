@@ -12,6 +12,7 @@ import pytest
 from conftest import config_for
 from helpers import run_tap
 from proxy import Proxy
+from tap_omnitron.errors import TransientError
 from tap_omnitron.transport import Transport
 
 
@@ -262,3 +263,16 @@ def test_a_ca_bundle_that_cannot_be_read_is_named(sandbox_factory, tls_files, tm
     assert len(run.error_lines) == 1, run.stderr
     assert f"cannot read the CA certificates in {missing}" in run.error_lines[0]
     assert sandbox.request_count == 0
+
+
+def test_a_chunk_size_that_is_not_hex_is_an_error_at_once_not_a_stall() -> None:
+    server = CannedServer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nxx\r\n0\r\n\r\n"])
+    transport = Transport(server.url, timeout=30, keep_idle=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="an answer that is not HTTP"):
+            transport.start("GET", "/a").response()
+    finally:
+        transport.close()
+        server.close()
+    assert time.monotonic() - started < 5  # noqa: PLR2004

@@ -613,8 +613,9 @@ class Store:
         ids = sorted(self.records)
         return sorted(self._rng.sample(ids, min(count, len(ids))))
 
-    def modify(self, ids: Iterable[int] | None = None, count: int = 3) -> list[int]:
-        """Bump modified_date to now and change status, one item price (so amount) and tracking."""
+    def modify(self, ids: Iterable[int] | None = None, count: int = 3, at: datetime | None = None) -> list[int]:
+        """Bump modified_date to now (or `at`: a change committed late, stamped earlier) and change
+        status, one item price (so amount) and tracking."""
         with self.lock:
             ids = self._pick(count) if ids is None else [i for i in ids if i in self.records]
             rng = self._rng
@@ -631,7 +632,7 @@ class Store:
                     it["status"] = d["status"]
                     it["tracking_number"] = d["tracking_number"]
                 self.factory.recompute_amount(rec)
-                rec.touch(self._mutation_time())
+                rec.touch(at or self._mutation_time())
             if ids:
                 self._changed()
             return list(ids)

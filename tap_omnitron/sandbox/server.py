@@ -556,8 +556,8 @@ class Sandbox:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     # -- data -----------------------------------------------------------------------
-    def modify(self, ids: Iterable[int] | None = None, count: int = 3) -> list[int]:
-        return self.store.modify(ids=ids, count=count)
+    def modify(self, ids: Iterable[int] | None = None, count: int = 3, at: datetime | None = None) -> list[int]:
+        return self.store.modify(ids=ids, count=count, at=at)
 
     def create(self, count: int = 1) -> list[int]:
         return self.store.create(count)

@@ -2,7 +2,7 @@
 #
 #   make venv     .venv: the tap in editable mode with its test extras
 #   make meltano  .venv-meltano (pinned Meltano) + `meltano install` of every plugin in meltano.yml
-#   make demo     sandbox API -> meltano run tap-omnitron target-duckdb -> summary table
+#   make demo     sandbox API -> meltano run tap-omnitron target-duckdb dbt-duckdb:build -> report from the marts
 #   make test     the whole pytest suite (unit + tests/e2e against PostgreSQL, DuckDB, Snowflake types)
 #   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
 #   make bench    scripts/bench.py
@@ -77,8 +77,8 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 	fi; \
 	started=$$(date +%Y-%m-%dT%H:%M:%S); t0=$$SECONDS; \
 	export TARGET_DUCKDB_FILEPATH=$(abspath $(DEMO_DB)); \
-	echo "meltano run tap-omnitron target-duckdb  (log: $(DEMO_OUT)/demo-meltano.log)"; \
-	if ! $(MELTANO) run tap-omnitron target-duckdb >$(DEMO_OUT)/demo-meltano.log 2>&1; then \
+	echo "meltano run tap-omnitron target-duckdb dbt-duckdb:build  (log: $(DEMO_OUT)/demo-meltano.log)"; \
+	if ! $(MELTANO) run tap-omnitron target-duckdb dbt-duckdb:build >$(DEMO_OUT)/demo-meltano.log 2>&1; then \
 		echo "meltano run failed; last lines of $(DEMO_OUT)/demo-meltano.log:"; tail -n 40 $(DEMO_OUT)/demo-meltano.log; exit 1; \
 	fi; \
 	echo "  done in $$((SECONDS - t0))s"; \

@@ -3,7 +3,7 @@
 #   make venv     .venv: the tap in editable mode with its test extras
 #   make meltano  .venv-meltano (pinned Meltano) + `meltano install` of every plugin in meltano.yml
 #   make demo     sandbox API -> meltano run tap-omnitron target-duckdb dbt-duckdb:build -> report from the marts
-#   make test     the whole pytest suite (unit + tests/e2e against PostgreSQL, DuckDB, Snowflake types)
+#   make test     the whole pytest suite (unit + tests/e2e: PostgreSQL, DuckDB, dbt models, Snowflake types/SQL)
 #   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
 #   make bench    scripts/bench.py
 #   make clean    remove venvs, Meltano's plugin installs and state, outputs and caches
@@ -110,5 +110,5 @@ clean-data:
 	rm -rf output .meltano/meltano.db
 
 clean:
-	rm -rf $(VENV) $(MVENV) .venv-sdk-next .meltano output .pytest_cache .hypothesis
+	rm -rf $(VENV) $(MVENV) .venv-sdk-next .meltano output .pytest_cache .hypothesis transform/target transform/logs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -13,6 +13,7 @@ the demo's report reads the marts, and every model compiles as Snowflake SQL off
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections import Counter, defaultdict
@@ -64,6 +65,14 @@ def select(wh: Warehouse, table: str, columns: tuple[str, ...]) -> list[dict[str
     """Rows of a model as text (dates and numbers cast in SQL: no driver conversions)."""
     cols = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in columns)
     return [dict(zip(columns, r, strict=True)) for r in wh.rows(f"SELECT {cols} FROM {table}")]
+
+
+def _execute(wh: Warehouse, sql: str) -> None:
+    if isinstance(wh, PostgresWarehouse):
+        wh.pg.sql(sql, db=wh.db)
+        return
+    code = "import duckdb, sys\nduckdb.connect(sys.argv[1]).execute(sys.argv[2])\n"
+    subprocess.run([str(DUCKDB_PY), "-c", code, str(wh.path), sql], check=True, timeout=60)  # noqa: S603
 
 
 def dec(value: str | None) -> Decimal | None:
@@ -252,6 +261,31 @@ def test_payment_transactions_shipping_infos_cancellation_plans(analytics: Analy
     assert int(wh.scalar(f"SELECT count(*) FROM {STAGING}.stg_omnitron__cancellation_plans")) == plans
 
 
+def test_cancellation_plans_from_a_loaded_plan(analytics: Analytics) -> None:
+    """The sandbox serves no plans, so one is written into a loaded row (the staging models are views)."""
+    wh, oid = analytics.wh, max(analytics.second)
+    plan = {"pk": 9001, "amount": "98765.43210987", "created_date": "2025-01-02T03:04:05.123456Z",
+            "modified_date": "2025-01-03T00:00:00+03:00", "not_declared": "kept out"}
+    doc = json.dumps(plan).replace("'", "''")
+    value = f"ARRAY['{doc}'::jsonb]" if isinstance(wh, PostgresWarehouse) else f"'[{doc}]'"
+    table = "tap_omnitron.order_details"
+    _execute(wh, f"UPDATE {table} SET cancellationplan_set = {value} WHERE pk = {oid}")
+    try:
+        rows = select(wh, f"{STAGING}.stg_omnitron__cancellation_plans",
+                      ("cancellation_plan_id", "order_id", "amount", "created_at", "modified_at"))
+        tested = analytics.dbt("test", "--select", "stg_omnitron__cancellation_plans", check=False)
+    finally:
+        empty = "ARRAY[]::jsonb[]" if isinstance(wh, PostgresWarehouse) else "'[]'"
+        _execute(wh, f"UPDATE {table} SET cancellationplan_set = {empty} WHERE pk = {oid}")
+    assert len(rows) == 1, rows
+    row = rows[0]
+    assert (int(row["cancellation_plan_id"]), int(row["order_id"])) == (9001, oid)
+    assert dec(row["amount"]) == Decimal("98765.43210987")
+    assert as_utc(row["created_at"]) == as_utc(plan["created_date"])
+    assert as_utc(row["modified_at"]) == as_utc(plan["modified_date"])
+    assert tested.returncode == 0, tested.stdout
+
+
 def test_no_secrets_in_any_model(analytics: Analytics) -> None:
     wh = analytics.wh
     for model in MODELS:
@@ -267,14 +301,6 @@ def test_source_freshness(analytics: Analytics) -> None:
     out = analytics.dbt("freshness").stdout
     for table in ("orders", "order_items", "order_details"):
         assert f"PASS freshness of omnitron.{table}" in out, out
-
-
-def _execute(wh: Warehouse, sql: str) -> None:
-    if isinstance(wh, PostgresWarehouse):
-        wh.pg.sql(sql, db=wh.db)
-        return
-    code = "import duckdb, sys\nduckdb.connect(sys.argv[1]).execute(sys.argv[2])\n"
-    subprocess.run([str(DUCKDB_PY), "-c", code, str(wh.path), sql], check=True, timeout=60)  # noqa: S603
 
 
 def test_dbt_tests_fail_when_a_mart_is_wrong(analytics: Analytics) -> None:

@@ -2,8 +2,8 @@
 #
 #   make venv     .venv: the tap in editable mode with its test extras
 #   make meltano  .venv-meltano (pinned Meltano) + `meltano install` of every plugin in meltano.yml
-#   make demo     sandbox API -> meltano run tap-omnitron target-duckdb -> summary table
-#   make test     the whole pytest suite (unit + tests/e2e against PostgreSQL, DuckDB, Snowflake types)
+#   make demo     sandbox API -> meltano run tap-omnitron target-duckdb dbt-duckdb:build -> report from the marts
+#   make test     the whole pytest suite (unit + tests/e2e: PostgreSQL, DuckDB, dbt models, Snowflake types/SQL)
 #   make test-snowflake the two-run scenario against a real Snowflake account (TARGET_SNOWFLAKE_*)
 #   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
 #   make bench    scripts/bench.py
@@ -78,8 +78,8 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 	fi; \
 	started=$$(date +%Y-%m-%dT%H:%M:%S); t0=$$SECONDS; \
 	export TARGET_DUCKDB_FILEPATH=$(abspath $(DEMO_DB)); \
-	echo "meltano run tap-omnitron target-duckdb  (log: $(DEMO_OUT)/demo-meltano.log)"; \
-	if ! $(MELTANO) run tap-omnitron target-duckdb >$(DEMO_OUT)/demo-meltano.log 2>&1; then \
+	echo "meltano run tap-omnitron target-duckdb dbt-duckdb:build  (log: $(DEMO_OUT)/demo-meltano.log)"; \
+	if ! $(MELTANO) run tap-omnitron target-duckdb dbt-duckdb:build >$(DEMO_OUT)/demo-meltano.log 2>&1; then \
 		echo "meltano run failed; last lines of $(DEMO_OUT)/demo-meltano.log:"; tail -n 40 $(DEMO_OUT)/demo-meltano.log; exit 1; \
 	fi; \
 	echo "  done in $$((SECONDS - t0))s"; \
@@ -126,5 +126,5 @@ clean-data:
 	rm -rf output .meltano/meltano.db
 
 clean:
-	rm -rf $(VENV) $(MVENV) .venv-sdk-next .meltano output .pytest_cache .hypothesis
+	rm -rf $(VENV) $(MVENV) .venv-sdk-next .meltano output .pytest_cache .hypothesis transform/target transform/logs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -3,8 +3,10 @@
 Two modes:
 
 * ``--db FILE``: print a short summary of what `meltano run tap-omnitron target-duckdb`
-  loaded. Run it with the target-duckdb plugin's Python (it needs ``duckdb``, in the
-  version the target wrote the file with). Money is summed as DECIMAL, never as float.
+  loaded (row counts of the loaded tables) and a report read from the dbt marts that
+  `dbt-duckdb:build` made in the same file (transform/). Run it with the target-duckdb
+  plugin's Python (it needs ``duckdb``, in the version the file was written with). Money
+  is summed as DECIMAL, never as float.
 * ``--mutate URL``: ask a running sandbox to modify/create some orders (stdlib only), so
   that a second demo run has something for the incremental sync to pick up.
 """
@@ -17,16 +19,9 @@ import sys
 import urllib.request
 from decimal import Decimal
 
-SCHEMA = "tap_omnitron"
-
-STATUS_NAMES = {
-    "50": "cancellation_waiting", "100": "cancelled", "200": "waiting",
-    "300": "payment_waiting", "350": "confirmation_waiting", "400": "approved",
-    "450": "preparing", "500": "shipped", "510": "shipped_and_informed",
-    "520": "ready_for_pickup", "540": "attempted_delivery", "544": "review_started",
-    "545": "review_waiting", "546": "waiting_for_payment", "547": "paid",
-    "550": "delivered", "600": "refunded",
-}  # fmt: skip
+SCHEMA = "tap_omnitron"  # the loader's tables
+MARTS = "analytics"  # the dbt marts (transform/, the dbt-duckdb utility's schema)
+MART_NAMES = ("omnitron__orders", "omnitron__order_items", "omnitron__daily_revenue")
 
 
 def money(value: Decimal | None) -> str:
@@ -80,34 +75,37 @@ def report(db: str, since: str | None, state: str | None) -> None:
         except (ValueError, AttributeError):
             pass
 
-    # Money columns are exact decimal text in DuckDB (target-duckdb maps strings to
-    # VARCHAR); cast to DECIMAL to add them up without rounding.
+    # The rest comes from the dbt marts (transform/models/marts), built after the load.
+    have = {r[0] for r in q("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", MARTS)}
+    if missing := [m for m in MART_NAMES if m not in have]:
+        print(f"\nno dbt marts in {db} ({MARTS}.{', '.join(missing)} missing): "
+              "run `meltano invoke dbt-duckdb:build` after the load")
+        sys.exit(1)
+    print(f"\nmodels: transform/ (dbt, `meltano invoke dbt-duckdb:build`); marts in {db}: "
+          + ", ".join(f"{MARTS}.{m}" for m in MART_NAMES))
+
+    # Amounts are DECIMAL(28, 8) in the marts: summed exactly, never as float.
     rows = q(f"""
-        SELECT status, currency, count(*) AS orders, sum(CAST(amount AS DECIMAL(38, 8))) AS revenue
-        FROM {SCHEMA}.orders GROUP BY status, currency ORDER BY try_cast(status AS INTEGER), currency""")
-    print("\norders per status")
+        SELECT status_code, status_name, currency, sum(order_count), sum(order_amount)
+        FROM {MARTS}.omnitron__daily_revenue
+        GROUP BY status_code, status_name, currency
+        ORDER BY try_cast(status_code AS INTEGER), currency""")
+    print("\norders per status  (omnitron__daily_revenue)")
     print(table(
         ["status", "name", "currency", "orders", "revenue (sum of amount)"],
-        [[s or "-", STATUS_NAMES.get(s or "", "?"), (c or "-").upper(), str(n), money(r)]
-         for s, c, n, r in rows],
+        [[s or "-", n or "?", c or "-", str(k), money(r)] for s, n, c, k, r in rows],
         numeric=2,
     ))
     totals = q(f"""
-        SELECT currency, count(*), sum(CAST(amount AS DECIMAL(38, 8)))
-        FROM {SCHEMA}.orders GROUP BY currency ORDER BY currency""")
+        SELECT currency, count(*), sum(order_amount)
+        FROM {MARTS}.omnitron__orders GROUP BY currency ORDER BY currency""")
     for c, n, r in totals:
-        print(f"total {(c or '-').upper()}: {n} orders, {money(r)}")
+        print(f"total {c or '-'}: {n} orders, {money(r)}")
 
-    rows = q(f"""
-        WITH per_order AS (
-            SELECT o.id, count(i.id) AS items
-            FROM {SCHEMA}.orders o LEFT JOIN {SCHEMA}.order_items i ON i."order" = o.id
-            GROUP BY o.id)
-        SELECT items, count(*) FROM per_order GROUP BY items ORDER BY items""")
-    print("\nitems per order")
+    rows = q(f"SELECT item_count, count(*) FROM {MARTS}.omnitron__orders GROUP BY item_count ORDER BY item_count")
+    print("\nitems per order  (omnitron__orders)")
     print(table(["items", "orders"], [[str(i), str(n)] for i, n in rows], numeric=2))
-    avg, = q(f"""SELECT round(count(i.id) / count(DISTINCT o.id), 2)
-                 FROM {SCHEMA}.orders o LEFT JOIN {SCHEMA}.order_items i ON i."order" = o.id""")[0]
+    avg, = q(f"SELECT round(sum(item_count) / count(*), 2) FROM {MARTS}.omnitron__orders")[0]
     print(f"average: {avg} items per order")
 
 

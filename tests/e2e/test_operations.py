@@ -49,7 +49,7 @@ def test_the_schedules_and_their_jobs_are_declared(meltano: Meltano) -> None:
     listed = json.loads(meltano("schedule", "list", "--format=json").stdout)["schedules"]["job"]
     jobs = {s["name"]: (s["job"]["name"], s["job"]["tasks"], s["env"]) for s in listed}
     assert jobs["omnitron-to-postgres-hourly"] == (
-        "omnitron-to-postgres", ["tap-omnitron target-postgres"], {}
+        "omnitron-to-postgres", ["tap-omnitron target-postgres dbt-postgres:build"], {}
     )
     assert jobs["omnitron-to-postgres-weekly-full-refresh"][2] == {"MELTANO_RUN_FULL_REFRESH": "true"}
     assert "omnitron-to-snowflake-hourly" in jobs

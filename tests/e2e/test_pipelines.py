@@ -11,7 +11,6 @@ add the new ones, fetch only the changed orders' details, and create no duplicat
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from pathlib import Path
 import pytest
 from e2e_support import (
     DUCKDB_PY,
-    ROOT,
     SECRET_MARK,
     STREAMS,
     Meltano,
@@ -335,21 +333,3 @@ def test_incremental_run_reads_only_changed_orders(pipeline: Pipeline) -> None:
     # The server's clock (to the second) at the start of the second run: after every change.
     newest = max(as_utc(o["modified_date"]) for o in pipeline.sandbox.ground_truth())
     assert newest.replace(microsecond=0) <= as_utc(bookmark) < newest + timedelta(minutes=5)
-
-
-# -- the demo's report on the DuckDB file ------------------------------------------------------
-@pytest.mark.parametrize("pipeline", ["duckdb"], indirect=True)
-def test_demo_report_on_loaded_duckdb(pipeline: Pipeline) -> None:
-    proc = subprocess.run(  # noqa: S603
-        [python_of(DUCKDB_PY), str(ROOT / "scripts" / "demo_report.py"), "--db", str(pipeline.wh.path)],
-        capture_output=True, text=True, timeout=60, check=True,
-    )
-    out = proc.stdout
-    src = pipeline.second.source
-    totals: dict[str, Decimal] = {}
-    for o in src.orders.values():
-        totals[o["currency"]] = totals.get(o["currency"], Decimal(0)) + Decimal(o["amount"])
-    for currency, total in totals.items():
-        count = sum(1 for o in src.orders.values() if o["currency"] == currency)
-        assert f"total {currency.upper()}: {count} orders, {total:,.2f}" in out, out
-    assert f"{len(src.orders)} orders, {len(src.items)} order items" in out

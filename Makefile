@@ -86,8 +86,11 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(DUCKDB_PY) scripts/demo_report.py --db $(DEMO_DB) --since "$$started" \
 		--state "$$($(MELTANO) state get dev:tap-omnitron-to-target-duckdb 2>/dev/null || true)"
 
+# Tests run on every core; a module's tests stay on one worker (they share its sandbox and runs).
+PARALLEL ?= -n auto --dist loadscope
+
 test: $(VENV_STAMP) $(PLUGINS_STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 # meltano.yml and the README's settings table, from the tap's own definition.
 settings: $(VENV_STAMP)
@@ -110,13 +113,13 @@ $(SDK_NEXT_STAMP): pyproject.toml | check-python
 	rm -rf .venv-sdk-next
 	$(PYTHON) -m venv .venv-sdk-next
 	.venv-sdk-next/bin/python -m pip install -q 'singer-sdk==$(SDK_NEXT)' requests pendulum msgspec \
-		pytest hypothesis jsonschema pyyaml
+		pytest pytest-xdist hypothesis jsonschema pyyaml
 	.venv-sdk-next/bin/python -m pip install -q --no-deps -e .
 	touch $@
 
 test-sdk-next: $(SDK_NEXT_STAMP)
 	.venv-sdk-next/bin/python -c 'import singer_sdk, importlib.metadata as m; print("singer-sdk", m.version("singer-sdk"))'
-	.venv-sdk-next/bin/python -m pytest tests --ignore=tests/e2e -q $(PYTEST_ARGS)
+	.venv-sdk-next/bin/python -m pytest tests --ignore=tests/e2e -q $(PARALLEL) $(PYTEST_ARGS)
 
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)

@@ -86,7 +86,7 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(DUCKDB_PY) scripts/demo_report.py --db $(DEMO_DB) --since "$$started" \
 		--state "$$($(MELTANO) state get dev:tap-omnitron-to-target-duckdb 2>/dev/null || true)"
 
-# Tests run on every core; a module's tests stay on one worker (they share its sandbox and runs).
+# Tests run on every core; a module's tests on one worker (they share its sandbox and runs).
 PARALLEL ?= -n auto --dist loadscope
 
 test: $(VENV_STAMP) $(PLUGINS_STAMP)

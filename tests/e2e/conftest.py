@@ -47,10 +47,18 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
         if not (PLUGIN_VENVS / name / "venv" / "bin").is_dir():
             unavailable(f"Meltano plugin {name} is not installed: run `make meltano`")
     workdir = tmp_path_factory.mktemp("meltano")
+    # A system directory of its own (the installed plugins linked in): concurrent `meltano run`s
+    # of one plugin in one project share .meltano/run/<plugin>/, its config and state files.
+    sys_dir = workdir / "sys"
+    sys_dir.mkdir()
+    for installed in PLUGIN_VENVS.iterdir():
+        if installed.is_dir() and installed.name not in {"run", "logs"}:
+            (sys_dir / installed.name).symlink_to(installed)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TAP_OMNITRON_", "TARGET_", "MELTANO_"))}
     env.update({
         "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
+        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MELTANO_ENVIRONMENT": "dev",
         "MELTANO_CLI_LOG_LEVEL": "info",

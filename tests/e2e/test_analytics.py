@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,13 +28,13 @@ from e2e_support import (
     ROOT,
     SECRET_MARK,
     Meltano,
-    Postgres,
     Source,
     as_utc,
     python_of,
     unavailable,
 )
-from test_pipelines import DuckDBWarehouse, PostgresWarehouse, Warehouse
+from test_pipelines import PostgresWarehouse, Warehouse, new_warehouse
+
 
 ORDERS = 80
 MARTS = "analytics"  # the utilities' `schema` setting; staging models go to analytics_staging
@@ -104,14 +103,7 @@ def analytics(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory
     from tap_omnitron.sandbox import Sandbox  # noqa: PLC0415
 
     _utility_installed(UTILITY[request.param])
-    if request.param == "postgres":
-        pg: Postgres = request.getfixturevalue("postgres")
-        db = f"analytics_{uuid.uuid4().hex[:8]}"
-        pg.sql(f"CREATE DATABASE {db}")
-        wh: Warehouse = PostgresWarehouse(pg=pg, db=db)
-    else:
-        python_of(DUCKDB_PY)
-        wh = DuckDBWarehouse(path=tmp_path_factory.mktemp("analytics-duckdb") / "omnitron.duckdb")
+    wh = new_warehouse(request, tmp_path_factory, "analytics")
     dbt_dir = tmp_path_factory.mktemp(f"dbt-{wh.name}")  # dbt's target/ and logs/, not transform/'s
     seed = {"postgres": 303, "duckdb": 404}[request.param]
     with Sandbox(orders=ORDERS, seed=seed, latency_ms=0) as sb:

@@ -12,8 +12,8 @@ import subprocess
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from e2e_support import ROOT, Meltano, duckdb_query, unavailable
+
 
 ORDERS = 60
 NOW = "2026-01-01T00:00:00+00:00"

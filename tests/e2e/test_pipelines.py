@@ -35,6 +35,7 @@ from e2e_support import (
     sandbox_stats,
 )
 
+
 SCHEMA = "tap_omnitron"
 ORDERS = 150  # two list pages at the default page_size (100)
 
@@ -170,19 +171,24 @@ class Pipeline:
         return run
 
 
+def new_warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> Warehouse:
+    """An empty database of the kind `request.param` names: a new PostgreSQL database, or a
+    new DuckDB file."""
+    if request.param == "postgres":
+        pg: Postgres = request.getfixturevalue("postgres")
+        db = f"{name}_{uuid.uuid4().hex[:8]}"
+        pg.sql(f"CREATE DATABASE {db}")
+        return PostgresWarehouse(pg=pg, db=db)
+    python_of(DUCKDB_PY)
+    return DuckDBWarehouse(path=tmp_path_factory.mktemp(f"{name}-duckdb") / "omnitron.duckdb")
+
+
 @pytest.fixture(scope="module", params=["postgres", "duckdb"])
 def pipeline(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory: pytest.TempPathFactory,
              ) -> Iterator[Pipeline]:
     from tap_omnitron.sandbox import Sandbox  # noqa: PLC0415
 
-    if request.param == "postgres":
-        pg: Postgres = request.getfixturevalue("postgres")
-        db = f"omnitron_{uuid.uuid4().hex[:8]}"
-        pg.sql(f"CREATE DATABASE {db}")
-        wh: Warehouse = PostgresWarehouse(pg=pg, db=db)
-    else:
-        python_of(DUCKDB_PY)
-        wh = DuckDBWarehouse(path=tmp_path_factory.mktemp("duckdb") / "omnitron.duckdb")
+    wh = new_warehouse(request, tmp_path_factory, "omnitron")
     seed = {"postgres": 101, "duckdb": 202}[request.param]
     with Sandbox(orders=ORDERS, seed=seed, latency_ms=0) as sb:
         p = Pipeline(wh=wh, sandbox=sb, meltano=meltano.isolated(f"state-{wh.name}"))

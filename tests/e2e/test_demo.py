@@ -14,7 +14,6 @@ from pathlib import Path
 
 from e2e_support import ROOT, Meltano, duckdb_query, unavailable
 
-
 ORDERS = 60
 NOW = "2026-01-01T00:00:00+00:00"
 SEED = "7"

@@ -245,14 +245,7 @@ class _Connection:
         return status, reason, headers, self._read_to_end(), False
 
     def _read_head(self) -> tuple[str, int, str, dict[str, str]]:
-        end = self._buffer.find(b"\r\n\r\n")
-        while end < 0:
-            if len(self._buffer) > _MAX_HEAD:
-                raise _ProtocolError("headers too long")
-            self._fill()
-            end = self._buffer.find(b"\r\n\r\n")
-        head = bytes(self._buffer[:end]).decode("latin-1")
-        del self._buffer[: end + 4]
+        head = self._through(b"\r\n\r\n").decode("latin-1")
         status_line, *lines = head.split("\r\n")
         version, _, rest = status_line.partition(" ")
         code, _, reason = rest.partition(" ")
@@ -283,26 +276,27 @@ class _Connection:
         del self._buffer[:size]
         return data
 
-    def _line(self) -> bytes:
-        end = self._buffer.find(b"\r\n")
+    def _through(self, separator: bytes) -> bytes:
+        """The bytes before `separator`, which is consumed too (a head, or a chunk's line)."""
+        end = self._buffer.find(separator)
         while end < 0:
             if len(self._buffer) > _MAX_HEAD:
-                raise _ProtocolError("chunk line too long")
+                raise _ProtocolError("a head or chunk line too long")
             self._fill()
-            end = self._buffer.find(b"\r\n")
-        line = bytes(self._buffer[:end])
-        del self._buffer[: end + 2]
-        return line
+            end = self._buffer.find(separator)
+        data = bytes(self._buffer[:end])
+        del self._buffer[: end + len(separator)]
+        return data
 
     def _read_chunked(self) -> bytes:
         parts = []
         while True:
-            size_text = self._line().split(b";", 1)[0].strip()
+            size_text = self._through(b"\r\n").split(b";", 1)[0].strip()
             if not _HEX.fullmatch(size_text):
                 raise _ProtocolError(f"chunk size {size_text[:20]!r}")
             size = int(size_text, 16)
             if size == 0:
-                while self._line():  # trailer lines, up to the empty one
+                while self._through(b"\r\n"):  # trailer lines, up to the empty one
                     pass
                 return b"".join(parts)
             parts.append(self._take(size))

@@ -186,7 +186,7 @@ class OrdersStream(OmnitronStream):
             orders = [self.prepare(record) for record in listing.select(current, page)]
             kept = [order for order in orders if self.stream_maps[0].get_filter_result(order)]
             number = next(self._page_numbers)
-            self.feed.publish(number, kept, details=self._details_selected)
+            self.feed.publish(number, kept, details=self._details is not None)
             if previous is not None:
                 yield from self._release(listing, *previous)
             previous = (page, number, orders, kept)
@@ -207,12 +207,11 @@ class OrdersStream(OmnitronStream):
     def _fetch_skipped_details(self) -> None:
         """First, the details earlier runs skipped: detail requests only, no list pages."""
         self.feed.remember(self.stream_state.get(SKIPPED, []))
-        details = [c for c in self.child_streams if isinstance(c, OrderDetailsStream) and c.selected]
-        if self.feed.skipped and details:
+        if self.feed.skipped and self._details is not None:
             number = next(self._page_numbers)
             self.logger.info("Asking first for %d order details skipped by an earlier run.", len(self.feed.skipped))
             self.feed.publish_skipped(number)
-            details[0].sync(context={"orders_page": number})
+            self._details.sync(context={"orders_page": number})
             self.feed.retire(number)
             self._keep_skipped()
 
@@ -288,8 +287,9 @@ class OrdersStream(OmnitronStream):
         return dates.now()
 
     @cached_property
-    def _details_selected(self) -> bool:
-        return any(isinstance(child, OrderDetailsStream) and child.selected for child in self.child_streams)
+    def _details(self) -> OrderDetailsStream | None:
+        """The order details stream, if the catalog selects it: else no detail is requested."""
+        return next((c for c in self.child_streams if isinstance(c, OrderDetailsStream) and c.selected), None)
 
 
 class _OrderChild(OmnitronStream):

@@ -43,9 +43,9 @@ check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (PYTHON=$(PYTHON))")'
 
 venv: $(VENV_STAMP)
-$(VENV_STAMP): pyproject.toml | check-python
+$(VENV_STAMP): pyproject.toml sandbox/pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV) || { echo "python -m venv failed (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
-	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	$(VENV)/bin/python -m pip install -q -e '.[test]' -e ./sandbox
 	touch $@
 
 # Meltano lives in its own venv: it pins SQLAlchemy<2.1, the tap's SDK does not.
@@ -66,7 +66,7 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 	cleanup() { if [ -n "$$sb_pid" ]; then kill "$$sb_pid" 2>/dev/null || true; wait "$$sb_pid" 2>/dev/null || true; fi; rm -rf "$$tmp"; }; \
 	trap cleanup EXIT; trap 'exit 130' INT TERM; \
 	second_run=""; [ -f $(DEMO_DB) ] && second_run=1; \
-	$(VENV)/bin/python -m tap_omnitron.sandbox --orders $(DEMO_ORDERS) --port 0 --port-file "$$tmp/port" \
+	$(VENV)/bin/python -m omnitron_sandbox --orders $(DEMO_ORDERS) --port 0 --port-file "$$tmp/port" \
 		$(DEMO_SANDBOX_ARGS) >"$$tmp/sandbox.json" 2>$(DEMO_OUT)/demo-sandbox.log & sb_pid=$$!; \
 	for _ in $$(seq 100); do [ -s "$$tmp/sandbox.json" ] && break; kill -0 $$sb_pid 2>/dev/null || break; sleep 0.1; done; \
 	[ -s "$$tmp/sandbox.json" ] || { echo "sandbox did not start:"; cat $(DEMO_OUT)/demo-sandbox.log; exit 1; }; \
@@ -114,7 +114,7 @@ $(SDK_NEXT_STAMP): pyproject.toml | check-python
 	$(PYTHON) -m venv .venv-sdk-next
 	.venv-sdk-next/bin/python -m pip install -q 'singer-sdk==$(SDK_NEXT)' requests pendulum msgspec \
 		pytest pytest-xdist hypothesis jsonschema pyyaml
-	.venv-sdk-next/bin/python -m pip install -q --no-deps -e .
+	.venv-sdk-next/bin/python -m pip install -q --no-deps -e . -e ./sandbox
 	touch $@
 
 test-sdk-next: $(SDK_NEXT_STAMP)

@@ -1,6 +1,6 @@
 """Benchmark tap-omnitron against the local sandbox API.
 
-For each case a fresh sandbox (``python -m tap_omnitron.sandbox``) is started with N orders and
+For each case a fresh sandbox (``python -m omnitron_sandbox``) is started with N orders and
 a fixed per-request latency, then the tap runs once as a subprocess, all three streams selected.
 On a machine with two cores or more the tap runs alone on one core, and the sandbox and this
 script on another, so that "orders/s" is the tap's throughput on one core. Measured per case:
@@ -87,7 +87,7 @@ def count_records(stream, counts: Counter) -> None:
 
 
 def start_sandbox(orders: int, latency_ms: int, pin: bool) -> tuple[subprocess.Popen, dict]:  # noqa: FBT001
-    proc = subprocess.Popen([PY, "-m", "tap_omnitron.sandbox", "--orders", str(orders), "--port", "0",
+    proc = subprocess.Popen([PY, "-m", "omnitron_sandbox", "--orders", str(orders), "--port", "0",
                              "--latency-ms", str(latency_ms)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             preexec_fn=pinned(SANDBOX_CPU, pin))
     line = proc.stdout.readline()  # blocks until the data is generated and the server listens

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tap_omnitron.sandbox import Sandbox  # noqa: E402
+from omnitron_sandbox import Sandbox  # noqa: E402
 
 
 def run(config: dict, state: dict | None = None) -> tuple[dict, int]:

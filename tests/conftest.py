@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tap_omnitron.sandbox import Sandbox  # noqa: E402
-from tap_omnitron.sandbox.data import SHAPES  # noqa: E402
+from omnitron_sandbox import Sandbox  # noqa: E402
+from omnitron_sandbox.data import SHAPES  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

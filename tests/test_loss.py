@@ -7,7 +7,7 @@ import pytest
 
 from conftest import config_for
 from helpers import run_tap
-from tap_omnitron.sandbox.server import LIST_ORDERS
+from omnitron_sandbox.server import LIST_ORDERS
 
 # None: the server honours sort=id. The others: it ignores `sort` and lists in this order.
 SERVER_ORDERS = [None, *LIST_ORDERS]

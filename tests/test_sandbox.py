@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tap_omnitron.sandbox import FAULT_KINDS, SECRET, Sandbox
+from omnitron_sandbox import FAULT_KINDS, SECRET, Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -275,7 +275,7 @@ def test_stop_is_quick_with_open_keepalive_connections(make_sandbox):
 def test_cli_prints_json_line_serves_and_exits_on_sigterm(tmp_path):
     port_file = tmp_path / "url"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tap_omnitron.sandbox", "--orders", "5", "--port", "0", "--port-file", str(port_file)],
+        [sys.executable, "-m", "omnitron_sandbox", "--orders", "5", "--port", "0", "--port-file", str(port_file)],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(proc.stdout.readline())

@@ -6,7 +6,7 @@ import atexit
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_omnitron.sandbox import Sandbox
+from omnitron_sandbox import Sandbox
 from tap_omnitron.tap import TapOmnitron
 
 # The SDK builds the test class at import time, so the server must exist by then.

@@ -100,7 +100,7 @@ class Analytics:
 @pytest.fixture(scope="module", params=["postgres", "duckdb"])
 def analytics(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory: pytest.TempPathFactory,
               ) -> Iterator[Analytics]:
-    from tap_omnitron.sandbox import Sandbox  # noqa: PLC0415
+    from omnitron_sandbox import Sandbox  # noqa: PLC0415
 
     _utility_installed(UTILITY[request.param])
     wh = new_warehouse(request, tmp_path_factory, "analytics")
@@ -130,7 +130,7 @@ def test_every_model_was_built(analytics: Analytics) -> None:
 
 
 def test_orders_mart_equals_source(analytics: Analytics) -> None:
-    from tap_omnitron.sandbox.data import STATUSES  # noqa: PLC0415
+    from omnitron_sandbox.data import STATUSES  # noqa: PLC0415
 
     src, mart = analytics.source, analytics.second
     assert set(mart) == set(src.orders)

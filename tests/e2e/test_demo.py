@@ -41,8 +41,8 @@ def make_demo(out: Path, meltano: Meltano) -> str:
 
 def test_make_demo_runs_twice_incrementally(meltano: Meltano, tmp_path: Path) -> None:
     meltano = meltano.isolated("state-demo")
-    from tap_omnitron.sandbox import Sandbox  # noqa: PLC0415
-    from tap_omnitron.sandbox.data import parse_iso  # noqa: PLC0415
+    from omnitron_sandbox import Sandbox  # noqa: PLC0415
+    from omnitron_sandbox.data import parse_iso  # noqa: PLC0415
 
     sb = Sandbox(orders=ORDERS, seed=int(SEED), now=parse_iso(NOW))  # not started: data only
     truth = sb.ground_truth()

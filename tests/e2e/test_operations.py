@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from e2e_support import ROOT, Meltano, Postgres, detail_requests, sandbox_stats
 
-from tap_omnitron.sandbox import Sandbox
+from omnitron_sandbox import Sandbox
 
 ORDERS = 40
 

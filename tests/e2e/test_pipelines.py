@@ -186,7 +186,7 @@ def new_warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 @pytest.fixture(scope="module", params=["postgres", "duckdb"])
 def pipeline(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory: pytest.TempPathFactory,
              ) -> Iterator[Pipeline]:
-    from tap_omnitron.sandbox import Sandbox  # noqa: PLC0415
+    from omnitron_sandbox import Sandbox  # noqa: PLC0415
 
     wh = new_warehouse(request, tmp_path_factory, "omnitron")
     seed = {"postgres": 101, "duckdb": 202}[request.param]

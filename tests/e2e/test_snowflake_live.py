@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from e2e_support import SNOWFLAKE_PY, Meltano, Source, python_of
 
-from tap_omnitron.sandbox import Sandbox
+from omnitron_sandbox import Sandbox
 
 NEEDED = ("ACCOUNT", "USER", "DATABASE", "WAREHOUSE")
 ORDERS = 60

@@ -1,10 +1,10 @@
 """A local fake Akinon Omnitron API for the tap's tests, demos and benchmarks (stdlib only).
 
-    from tap_omnitron.sandbox import Sandbox
+    from omnitron_sandbox import Sandbox
     with Sandbox(orders=30, seed=1) as sb:
         sb.url, sb.api_token
 
-CLI: ``python -m tap_omnitron.sandbox --help`` (also the ``omnitron-sandbox`` console script).
+CLI: ``python -m omnitron_sandbox --help`` (also the ``omnitron-sandbox`` console script).
 """
 
 from .data import SECRET, SHAPES, STATUS_CODES, STATUSES, Store

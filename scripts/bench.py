@@ -19,8 +19,15 @@ The tap must exit 0 and emit exactly one `orders` and one `order_details` record
 The zero-latency cases measure CPU, which a shared machine makes noisy: each runs `--repeat`
 times (3), and the table shows the run of median CPU, with the range below it.
 
+`--baseline-python PATH` also runs every selected case with that interpreter's `-m tap_omnitron`
+(another checkout, e.g. today's main; same sandbox, same config), interleaved with the current tap
+(baseline run, then current run, per repetition), so that both meet the same machine conditions.
+Both taps run in a scratch directory, so each imports the tap installed in its own interpreter's
+environment and never a `tap_omnitron/` lying in the working directory.
+
 Run:  .venv/bin/python scripts/bench.py [--quick] [--no-pin] [--repeat N] [--cases c1,c2] [--json results.json]
-      (or `make bench`)
+                                        [--baseline-python PATH] [--sandbox-python PATH]
+      (or `make bench`; `make bench-compare BASE=<commit>` for the baseline comparison)
 """
 
 from __future__ import annotations
@@ -38,22 +45,45 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")
-# (name, orders, latency ms, max_concurrency or None for the tap's default of 8)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    orders: int
+    latency_ms: int
+    max_concurrency: int | None = None  # None: the tap's default
+
+
 CASES = [
-    ("c1-serial-20ms", 2000, 20, 1),
-    ("c2-default-20ms", 2000, 20, None),
-    ("c3-cpu-0ms", 2000, 0, None),
-    ("c4-memory-0ms", 20000, 0, None),
+    Case("c1-serial-20ms", 2000, 20, max_concurrency=1),
+    Case("c2-default-20ms", 2000, 20),
+    Case("c3-cpu-0ms", 2000, 0),
+    Case("c4-memory-0ms", 50000, 0),
+    Case("c5-default-100ms", 2000, 100),
 ]
+
+
+@dataclass(frozen=True)
+class Tap:
+    side: str  # "current" or "baseline"
+    python: str  # the interpreter whose environment holds this side's tap_omnitron
+
+
+def label(case: str, side: str) -> str:
+    """A row's name: the case, marked when the row is not the current tap's."""
+    return case if side == "current" else f"{case} ({side})"
+
+
 RECORD_RE = re.compile(rb'\{"type":\s*"RECORD",\s*"stream":\s*"([^"]+)"')
 CPUS = sorted(os.sched_getaffinity(0))
 CAN_PIN = len(CPUS) >= 2
 TAP_CPU, SANDBOX_CPU = {CPUS[0]}, {CPUS[-1]}  # the tap alone on one; the rest on another
+OLD_CPU_FLOOR = 1500  # orders/CPU-s; informational once there is no baseline to compare with
 
 
 def pinned(cpus: set[int], pin: bool):  # noqa: ANN201, FBT001
@@ -66,6 +96,16 @@ def machine() -> str:
     model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
                  platform.processor() or "unknown")
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()} ({platform.system()})"
+
+
+def tap_source(tap: Tap) -> str:
+    """Where `tap.python -m tap_omnitron` imports the tap from (run where the benchmark runs it: not in a checkout)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([tap.python, "-c", "import tap_omnitron; print(tap_omnitron.__file__)"],
+                             cwd=tmp, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"{tap.python} cannot import tap_omnitron:\n{out.stderr.strip()}")
+    return str(Path(out.stdout.strip()).parent)
 
 
 def proc_cpu(pid: int) -> float:
@@ -86,13 +126,14 @@ def count_records(stream, counts: Counter) -> None:
             counts[m.group(1).decode() if m else json.loads(line)["stream"]] += 1
 
 
-def start_sandbox(orders: int, latency_ms: int, pin: bool) -> tuple[subprocess.Popen, dict]:  # noqa: FBT001
-    proc = subprocess.Popen([PY, "-m", "omnitron_sandbox", "--orders", str(orders), "--port", "0",
-                             "--latency-ms", str(latency_ms)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+def start_sandbox(python: str, orders: int, latency_ms: int, cwd: str,
+                  pin: bool) -> tuple[subprocess.Popen, dict]:  # noqa: FBT001
+    proc = subprocess.Popen([python, "-m", "omnitron_sandbox", "--orders", str(orders), "--port", "0",
+                             "--latency-ms", str(latency_ms)], cwd=cwd, stdout=subprocess.PIPE, text=True,
                             preexec_fn=pinned(SANDBOX_CPU, pin))
     line = proc.stdout.readline()  # blocks until the data is generated and the server listens
     if not line:
-        sys.exit(f"sandbox exited with code {proc.wait()} before printing its URL")
+        sys.exit(f"sandbox ({python} -m omnitron_sandbox) exited with code {proc.wait()} before printing its URL")
     return proc, json.loads(line)
 
 
@@ -106,49 +147,60 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def run_case(name: str, orders: int, latency_ms: int, concurrency: int | None, pin: bool) -> dict:  # noqa: FBT001
-    sandbox, info = start_sandbox(orders, latency_ms, pin)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
+def run_tap(tap: Tap, name: str, cfg: Path, tmp: str, pin: bool) -> tuple[float, object, Counter]:  # noqa: FBT001
+    """Runs the tap to its exit; returns wall seconds, its rusage and the RECORD messages per stream."""
+    counts: Counter = Counter()
+    with open(Path(tmp, "stderr.log"), "w+b") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([tap.python, "-m", "tap_omnitron", "--config", str(cfg)], cwd=tmp,
+                                stdout=subprocess.PIPE, stderr=err, bufsize=1 << 16,
+                                preexec_fn=pinned(TAP_CPU, pin))
+        reader = threading.Thread(target=count_records, args=(proc.stdout, counts))
+        reader.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        reader.join()
+        proc.stdout.close()
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = b"".join(err.readlines()[-20:]).decode(errors="replace")
+            sys.exit(f"{name}: tap exited with code {proc.returncode}; last stderr lines:\n{tail}")
+    return wall, usage, counts
+
+
+def run_case(case: Case, orders: int, tap: Tap, sandbox_python: str, pin: bool) -> dict:  # noqa: FBT001
+    name = label(case.name, tap.side)
+    # A scratch working directory for both processes: `python -m` puts the working directory first on
+    # sys.path, and a checkout there would shadow the tap installed in `tap.python`'s environment.
+    with tempfile.TemporaryDirectory() as tmp:
+        sandbox, info = start_sandbox(sandbox_python, orders, case.latency_ms, tmp, pin)
+        try:
             config = {"base_url": info["url"], "api_token": info["api_token"]}
-            if concurrency is not None:
-                config["max_concurrency"] = concurrency
+            if case.max_concurrency is not None:
+                config["max_concurrency"] = case.max_concurrency
             cfg = Path(tmp, "config.json")
             cfg.write_text(json.dumps(config))
             before = get_json(info["url"] + "/_sandbox/stats")
             sandbox_cpu0 = proc_cpu(sandbox.pid)
-            counts: Counter = Counter()
-            with open(Path(tmp, "stderr.log"), "w+b") as err:
-                t0 = time.perf_counter()
-                tap = subprocess.Popen([PY, "-m", "tap_omnitron", "--config", str(cfg)], cwd=ROOT,
-                                       stdout=subprocess.PIPE, stderr=err, bufsize=1 << 16,
-                                       preexec_fn=pinned(TAP_CPU, pin))
-                reader = threading.Thread(target=count_records, args=(tap.stdout, counts))
-                reader.start()
-                _, status, usage = os.wait4(tap.pid, 0)
-                wall = time.perf_counter() - t0
-                tap.returncode = os.waitstatus_to_exitcode(status)
-                reader.join()
-                tap.stdout.close()
-                if tap.returncode != 0:
-                    err.seek(0)
-                    tail = b"".join(err.readlines()[-20:]).decode(errors="replace")
-                    sys.exit(f"{name}: tap exited with code {tap.returncode}; last stderr lines:\n{tail}")
+            wall, usage, counts = run_tap(tap, name, cfg, tmp, pin)
             sandbox_cpu = proc_cpu(sandbox.pid) - sandbox_cpu0
             after = get_json(info["url"] + "/_sandbox/stats")
-    finally:
-        stop(sandbox)
+        finally:
+            stop(sandbox)
     real_orders = after["orders"]
     for stream in ("orders", "order_details"):
         if counts[stream] != real_orders:
             sys.exit(f"{name}: {counts[stream]} {stream} records emitted, sandbox has {real_orders} orders")
     requests = after["requests"] - before["requests"]
-    floor = requests * latency_ms / 1000
+    floor = requests * case.latency_ms / 1000
     cpu = usage.ru_utime + usage.ru_stime
+    print(f"  {name}: {wall:.2f} s wall, {requests:,} requests, {cpu:.2f} CPU-s", file=sys.stderr, flush=True)
     return {
-        "case": name, "orders": real_orders, "max_concurrency": concurrency or 8, "latency_ms": latency_ms,
+        "case": case.name, "side": tap.side, "python": tap.python, "orders": real_orders,
+        "max_concurrency": case.max_concurrency, "latency_ms": case.latency_ms,
         "requests": requests, "wall_s": wall, "floor_s": floor,
-        "speedup": floor / wall if latency_ms else None, "orders_per_s": real_orders / wall,
+        "speedup": floor / wall if case.latency_ms else None, "orders_per_s": real_orders / wall,
         "records": sum(counts.values()),
         "records_per_s": sum(counts.values()) / wall, "tap_cpu_s": cpu,
         "orders_per_cpu_s": real_orders / cpu if cpu else None,
@@ -159,46 +211,67 @@ def run_case(name: str, orders: int, latency_ms: int, concurrency: int | None, p
 def table(results: list[dict]) -> str:
     head = ["case", "orders", "max_concurrency", "requests", "wall s", "floor s", "speedup", "orders/s",
             "records/s", "orders/CPU-s", "peak RSS MB", "sandbox CPU-s"]
-    rows = [[r["case"], f"{r['orders']:,}", str(r["max_concurrency"]), f"{r['requests']:,}",
+    rows = [[label(r["case"], r["side"]), f"{r['orders']:,}",
+             "default" if r["max_concurrency"] is None else str(r["max_concurrency"]), f"{r['requests']:,}",
              f"{r['wall_s']:.2f}", f"{r['floor_s']:.1f}",
              "n/a" if r["speedup"] is None else f"{r['speedup']:.1f}x", f"{r['orders_per_s']:,.0f}",
              f"{r['records_per_s']:,.0f}",
-             f"{r['orders_per_cpu_s']:,.0f}", f"{r['peak_rss_mb']:.0f}", f"{r['sandbox_cpu_s']:.1f}"]
+             "n/a" if r["orders_per_cpu_s"] is None else f"{r['orders_per_cpu_s']:,.0f}",
+             f"{r['peak_rss_mb']:.0f}", f"{r['sandbox_cpu_s']:.1f}"]
             for r in results]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "--:" for i in range(len(head))) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def targets(by_name: dict[str, dict], pin: bool) -> list[str]:  # noqa: FBT001
+def targets(current: dict[str, dict], baseline: dict[str, dict]) -> list[str]:
+    """The floors, checked on the current tap's rows; a baseline row's figure is shown beside its own."""
     out = []
 
-    def check(label: str, ok: bool, detail: str) -> None:
-        out.append(f"- [{'x' if ok else ' '}] {label}: {detail} -> {'OK' if ok else 'MISSED'}")
+    def check(what: str, ok: bool, detail: str) -> None:  # noqa: FBT001
+        out.append(f"- [{'x' if ok else ' '}] {what}: {detail} -> {'OK' if ok else 'MISSED'}")
 
-    if (c2 := by_name.get("c2-default-20ms")) is not None:
-        check("case 2 speedup >= 6x over the floor", c2["speedup"] >= 6, f"{c2['speedup']:.1f}x")
-    if (c3 := by_name.get("c3-cpu-0ms")) is not None:
-        core = "on one core" if pin else "(tap not pinned to one core)"
-        check(f"case 3 orders per second >= 1000 {core}", c3["orders_per_s"] >= 1000,
-              f"{c3['orders_per_s']:,.0f}")
-        check("case 3 orders per CPU-second >= 1500", c3["orders_per_cpu_s"] >= 1500,
-              f"{c3['orders_per_cpu_s']:,.0f}")
-    if (c4 := by_name.get("c4-memory-0ms")) is not None:
-        rss = c4["peak_rss_mb"]
-        ok = rss < 250 and (c3 is None or rss <= c3["peak_rss_mb"] + 30)
-        ref = f" vs case 3 {c3['peak_rss_mb']:.0f} MB + 30" if c3 else " (case 3 not run)"
-        check("case 4 peak RSS < 250 MB and <= case 3 + 30 MB", ok, f"{rss:.0f} MB{ref}")
+    def beside(name: str, show) -> str:  # noqa: ANN001
+        return f" (baseline {show(baseline[name])})" if name in baseline else ""
+
+    def speedup(r: dict) -> str:
+        return f"{r['speedup']:.1f}x"
+
+    def rss(r: dict) -> str:
+        return f"{r['peak_rss_mb']:.0f} MB"
+
+    for name, minimum in (("c5-default-100ms", 7.5), ("c2-default-20ms", 5)):
+        if (r := current.get(name)) is not None:
+            check(f"{name} speedup >= {minimum:g}x over the one-at-a-time floor", r["speedup"] >= minimum,
+                  speedup(r) + beside(name, speedup))
+    name = "c3-cpu-0ms"
+    if (r := current.get(name)) is not None:
+        cur = r["orders_per_cpu_s"]
+        if name in baseline:
+            base = baseline[name]["orders_per_cpu_s"]
+            check(f"{name} orders per CPU-second >= 0.5 x the baseline's", cur >= 0.5 * base,
+                  f"{cur:,.0f} vs baseline {base:,.0f} = {cur / base:.2f}x")
+        else:
+            out.append(f"- [-] {name} orders per CPU-second: {cur:,.0f} (old absolute floor {OLD_CPU_FLOOR:,}; "
+                       "the floor is half the baseline's, see --baseline-python) -> informational")
+    name = "c4-memory-0ms"
+    if (r := current.get(name)) is not None:
+        check(f"{name} peak RSS <= 100 MB at 50,000 orders", r["peak_rss_mb"] <= 100,
+              f"{rss(r)} at {r['orders']:,} orders" + beside(name, rss))
     return out
 
 
 def main() -> None:
-    names = [c[0] for c in CASES]
+    names = [c.name for c in CASES]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="orders / 10, for a smoke run")
     ap.add_argument("--cases", default=",".join(names), help=f"comma list from {','.join(names)}")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     ap.add_argument("--no-pin", action="store_true", help="let tap and sandbox share every core")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each zero-latency case (median shown)")
+    ap.add_argument("--baseline-python", metavar="PATH",
+                    help="also run each case with this interpreter's tap_omnitron, interleaved, for comparison")
+    ap.add_argument("--sandbox-python", metavar="PATH", default=sys.executable,
+                    help="interpreter that has omnitron_sandbox (default: this one)")
     args = ap.parse_args()
     pin = CAN_PIN and not args.no_pin
     if pin:
@@ -206,29 +279,44 @@ def main() -> None:
     picked = [c.strip() for c in args.cases.split(",") if c.strip()]
     if unknown := set(picked) - set(names):
         ap.error(f"unknown cases {sorted(unknown)}; choose from {', '.join(names)}")
+    # Absolute paths (never resolved: a venv's python is a symlink whose target knows no venv), as the
+    # processes start in a scratch directory.
+    sandbox_python = os.path.abspath(args.sandbox_python)
+    taps = [Tap("baseline", os.path.abspath(args.baseline_python))] if args.baseline_python else []
+    taps.append(Tap("current", sys.executable))
+    sources = {tap: tap_source(tap) for tap in taps}
     results, ranges = [], []
-    for name, orders, latency, conc in CASES:
-        if name in picked:
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            runs = sorted(
-                (run_case(name, orders // 10 if args.quick else orders, latency, conc, pin)
-                 for _ in range(1 if latency else max(1, args.repeat))),
-                key=lambda r: r["tap_cpu_s"],
-            )
-            results.append(runs[len(runs) // 2])
-            if len(runs) > 1:
-                low, high = runs[-1]["orders_per_cpu_s"], runs[0]["orders_per_cpu_s"]
-                ranges.append(f"- {name}: {len(runs)} runs, {low:,.0f} to {high:,.0f} orders/CPU-s")
+    for case in CASES:
+        if case.name not in picked:
+            continue
+        print(f"running {case.name} ...", file=sys.stderr, flush=True)
+        orders = case.orders // 10 if args.quick else case.orders
+        runs: dict[Tap, list[dict]] = {tap: [] for tap in taps}
+        for _ in range(1 if case.latency_ms else max(1, args.repeat)):
+            for tap in taps:  # baseline, then current: both see the same stretch of machine conditions
+                runs[tap].append(run_case(case, orders, tap, sandbox_python, pin))
+        for tap in taps:
+            ordered = sorted(runs[tap], key=lambda r: r["tap_cpu_s"])
+            results.append(ordered[len(ordered) // 2])
+            if len(ordered) > 1:
+                low, high = ordered[-1]["orders_per_cpu_s"], ordered[0]["orders_per_cpu_s"]
+                ranges.append(f"- {label(case.name, tap.side)}: {len(ordered)} runs, "
+                              f"{low:,.0f} to {high:,.0f} orders/CPU-s")
     placement = (
         f"tap on CPU {CPUS[0]}, sandbox on CPU {CPUS[-1]}" if pin else "tap and sandbox share every core"
     )
-    print("Machine: " + machine() + f"; {placement}" + ("  [--quick: orders / 10]" if args.quick else "") + "\n")
+    print("Machine: " + machine() + f"; {placement}" + ("  [--quick: orders / 10]" if args.quick else ""))
+    print("\n".join(f"{tap.side.capitalize()} tap: {sources[tap]} ({tap.python})" for tap in taps) + "\n")
     print(table(results) + "\n")
     if ranges:
         print("Range over the runs (the table shows the median):\n" + "\n".join(ranges) + "\n")
-    print("Targets:\n" + "\n".join(targets({r["case"]: r for r in results}, pin)))
+    by_side = {tap.side: {r["case"]: r for r in results if r["side"] == tap.side} for tap in taps}
+    note = " (--quick: the floors are meant for the full order counts)" if args.quick else ""
+    print(f"Targets{note}:\n" + "\n".join(targets(by_side["current"], by_side.get("baseline", {}))))
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "quick": args.quick, "pinned": pin,
+                                               "taps": {tap.side: {"python": tap.python, "tap_omnitron": sources[tap]}
+                                                        for tap in taps},
                                                "results": results},
                                               indent=2) + "\n")
 

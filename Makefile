@@ -6,6 +6,7 @@
 #   make test     the whole pytest suite (unit + tests/e2e: PostgreSQL, DuckDB, dbt models, Snowflake types/SQL)
 #   make test-snowflake the two-run scenario against a real Snowflake account (TARGET_SNOWFLAKE_*)
 #   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
+#   make test-python PY=3.10  the fast suite on that Python (.venv-py3.10); CI runs 3.10 and 3.13
 #   make bench    scripts/bench.py
 #   make clean    remove venvs, Meltano's plugin installs and state, outputs and caches
 
@@ -21,6 +22,7 @@ DEMO_SANDBOX_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 SDK_NEXT ?= 0.55.0b7
+PY ?=
 
 VENV := .venv
 MVENV := .venv-meltano
@@ -34,10 +36,10 @@ DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: settings help venv meltano demo test test-snowflake snowflake-account test-sdk-next bench clean clean-data check-python
+.PHONY: settings help venv meltano demo test test-snowflake snowflake-account test-sdk-next test-python bench clean clean-data check-python
 
 help:
-	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
+	@sed -n '/^$$/q;p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (PYTHON=$(PYTHON))")'
@@ -121,6 +123,29 @@ test-sdk-next: $(SDK_NEXT_STAMP)
 	.venv-sdk-next/bin/python -c 'import singer_sdk, importlib.metadata as m; print("singer-sdk", m.version("singer-sdk"))'
 	.venv-sdk-next/bin/python -m pytest tests --ignore=tests/e2e -q $(PARALLEL) $(PYTEST_ARGS)
 
+# The fast suite on another Python, in .venv-py$(PY): make test-python PY=3.10. CI runs the oldest and the
+# newest Python the tap supports. The interpreter is python$(PY) on PATH if it runs (a pyenv shim may not),
+# else the newest $PYENV_ROOT/versions/$(PY).*; without one, one line says so and make fails.
+test-python:
+	@[ -n "$(PY)" ] || { echo "make test-python: say which Python, e.g. make test-python PY=3.10"; exit 2; }
+	@py=""; for p in "$$(command -v python$(PY) || true)" \
+		$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/$(PY).*/bin/python$(PY) 2>/dev/null | sort -rV || true); do \
+		[ -n "$$p" ] || continue; \
+		py=$$("$$p" -c 'import sys; print(sys.executable if "%d.%d" % sys.version_info[:2] == "$(PY)" else "")' 2>/dev/null) || py=""; \
+		[ -z "$$py" ] || break; \
+	done; \
+	[ -n "$$py" ] || { echo "make test-python: Python $(PY) is missing (no working python$(PY) on PATH or in $${PYENV_ROOT:-$$HOME/.pyenv}/versions/)"; exit 1; }; \
+	stamp=.venv-py$(PY)/.installed; \
+	if [ "$$(cat $$stamp 2>/dev/null)" != "$$py" ] || [ pyproject.toml -nt $$stamp ] || [ sandbox/pyproject.toml -nt $$stamp ]; then \
+		echo "creating .venv-py$(PY) with $$py"; \
+		rm -rf .venv-py$(PY); \
+		"$$py" -m venv .venv-py$(PY); \
+		.venv-py$(PY)/bin/python -m pip install -q -e '.[test]' -e ./sandbox; \
+		echo "$$py" > $$stamp; \
+	fi
+	.venv-py$(PY)/bin/python --version
+	.venv-py$(PY)/bin/python -m pytest tests --ignore=tests/e2e -q $(PARALLEL) $(PYTEST_ARGS)
+
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)
 
@@ -129,5 +154,28 @@ clean-data:
 	rm -rf output .meltano/meltano.db
 
 clean:
-	rm -rf $(VENV) $(MVENV) .venv-sdk-next .meltano output .pytest_cache .hypothesis transform/target transform/logs
+	rm -rf $(VENV) $(MVENV) .venv-sdk-next .venv-py* .venv-bench-base-* .meltano output .pytest_cache .hypothesis transform/target transform/logs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The benchmark of this checkout against BASE (a commit), both taps in one interleaved run. BASE's tap is
+# a git worktree with its own venv in .venv-bench-base-<commit> (ignored like every .venv-*), made once.
+BASE ?=
+.PHONY: bench-compare
+bench-compare: $(VENV_STAMP)
+	@[ -n "$(BASE)" ] || { echo "usage: make bench-compare BASE=<commit> [BENCH_ARGS=...]"; exit 2; }
+	@commit=$$(git rev-parse --verify --quiet '$(BASE)^{commit}') || { echo "BASE=$(BASE) is not a commit"; exit 2; }; \
+	dir=.venv-bench-base-$$(git rev-parse --short $$commit); \
+	if [ -e "$$dir/.git" ]; then \
+		[ "$$(git -C "$$dir" rev-parse HEAD)" = "$$commit" ] || { echo "$$dir is not at $$commit: git worktree remove --force $$dir"; exit 1; }; \
+	elif [ -e "$$dir" ]; then \
+		echo "$$dir exists but is no git worktree: remove it"; exit 1; \
+	else \
+		git worktree add --force --detach "$$dir" "$$commit"; \
+	fi; \
+	if [ ! -f "$$dir/.venv/.installed" ]; then \
+		$(PYTHON) -m venv "$$dir/.venv"; \
+		"$$dir/.venv/bin/python" -m pip install -q -e "$$dir"; \
+		touch "$$dir/.venv/.installed"; \
+	fi; \
+	echo "baseline: $(BASE) = $$commit in $$dir"; \
+	$(VENV)/bin/python scripts/bench.py --baseline-python "$$dir/.venv/bin/python" $(BENCH_ARGS)

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+import zlib
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
 
-from omnitron_sandbox import FAULT_KINDS, SECRET, Sandbox
+from omnitron_sandbox import FAULT_KINDS, HOSTILE_KINDS, SECRET, Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
+LOGIN = "/api/i1/auth/login/"
+ORDERS = "/api/i1/orders/"
 
 
 class Api:
@@ -275,7 +282,8 @@ def test_stop_is_quick_with_open_keepalive_connections(make_sandbox):
 def test_cli_prints_json_line_serves_and_exits_on_sigterm(tmp_path):
     port_file = tmp_path / "url"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "omnitron_sandbox", "--orders", "5", "--port", "0", "--port-file", str(port_file)],
+        [sys.executable, "-m", "omnitron_sandbox", "--orders", "5", "--port", "0", "--port-file", str(port_file),
+         "--clock-skew", "-3600"],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(proc.stdout.readline())
@@ -284,9 +292,288 @@ def test_cli_prints_json_line_serves_and_exits_on_sigterm(tmp_path):
         r = requests.get(info["url"] + "/api/i1/orders/", headers={"Authorization": f"Token {info['api_token']}"},
                          timeout=5)
         assert r.json()["count"] == 5
+        assert_close(parsedate_to_datetime(r.headers["Date"]), datetime.now(timezone.utc) - timedelta(hours=1))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
         assert not port_file.exists()
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- the clock, hostile answers, login keys and outages, seen by plain stdlib clients --------------------------
+def connect(sb: Sandbox) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", sb.port, timeout=10)
+
+
+def call(sb: Sandbox, method: str, path: str, body: dict | None = None,
+         token: str | None = "static") -> tuple[http.client.HTTPResponse, bytes]:
+    """One request on a fresh http.client connection: the response and its body as sent (not decompressed)."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    token = sb.api_token if token == "static" else token
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    conn = connect(sb)
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        r = conn.getresponse()
+        return r, r.read()
+    finally:
+        conn.close()
+
+
+def request_bytes(sb: Sandbox, method: str, path: str, body: bytes = b"", **headers: str) -> bytes:
+    """A request as a client writes it (Content_Type=... for Content-Type), by default asking the
+    server to close after its answer."""
+    headers = {"Host": f"127.0.0.1:{sb.port}", "Connection": "close", "Authorization": f"Token {sb.api_token}",
+               "Content-Length": str(len(body)), **{k.replace("_", "-"): v for k, v in headers.items()}}
+    lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
+
+
+def exchange(sb: Sandbox, request: bytes) -> bytes:
+    """Write ``request`` on a fresh socket; every byte the server sends until it closes."""
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+def split_answer(data: bytes) -> tuple[list[str], dict[str, str], bytes]:
+    """(status line words, headers by lower-case name, raw body) of a whole answer."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status.split(" ", 2), {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}, body
+
+
+def dechunk(body: bytes) -> list[bytes]:
+    """The chunks of a chunked body, the empty last one excluded."""
+    chunks = []
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return chunks
+        chunks.append(body[:size])
+        assert body[size:size + 2] == b"\r\n"
+        body = body[size + 2:]
+
+
+def assert_close(a: datetime, b: datetime, seconds: float = 5) -> None:
+    assert abs((a - b).total_seconds()) < seconds, (a, b)
+
+
+@pytest.mark.parametrize("skew", [3600.0, -7200.5])
+def test_clock_skew_moves_the_date_header_and_every_stamp(make_sandbox, skew):
+    hooked: list[int] = []  # modified by the list page hook, one per page served
+    sb = make_sandbox(clock_skew=skew, shape="extended",
+                      on_list_page=lambda sb, page: hooked.extend(sb.modify(count=1)))
+    server_now = lambda: datetime.now(timezone.utc) + timedelta(seconds=skew)  # noqa: E731
+    since = sb.now() - timedelta(seconds=1)
+    r, _ = call(sb, "GET", ORDERS + "?limit=1")
+    assert_close(parsedate_to_datetime(r.getheader("Date")), server_now())
+    assert sb.now().tzinfo is not None and sb.clock_skew == skew
+    assert_close(sb.now(), server_now(), 0.5)
+    modified, created = sb.modify(count=2), sb.create(1)
+    _, out = call(sb, "POST", "/_sandbox/mutate", {"modify": 1, "create": 1}, token=None)
+    modified += json.loads(out)["modified"]
+    created += json.loads(out)["created"]
+    _, page = call(sb, "GET", f"{ORDERS}?limit=200&modified_date__gte={quote(since.isoformat())}")
+    assert {o["id"] for o in json.loads(page)["results"]} == set(modified + created + hooked)
+    for oid in modified + created + hooked:
+        assert_close(datetime.fromisoformat(sb.list_record(oid)["modified_date"]), server_now())
+    for oid in created:
+        assert_close(datetime.fromisoformat(sb.list_record(oid)["created_date"]), server_now())
+
+
+def test_clock_skew_can_change_while_serving(api):
+    assert api.get("/_sandbox/faults").json()["clock_skew"] == 0
+    assert api.post("/_sandbox/faults", {"clock_skew": -90}).json()["clock_skew"] == -90
+    real = datetime.now(timezone.utc)
+    assert_close(parsedate_to_datetime(api.orders().headers["Date"]), real - timedelta(seconds=90))
+    api.sb.set_faults(clock_skew=0)
+    assert_close(parsedate_to_datetime(api.orders().headers["Date"]), datetime.now(timezone.utc))
+    api.sb.clock_skew = -3600  # a clock set back stamps earlier than before, as a real one would
+    oid = api.sb.modify(count=1)[0]
+    assert_close(datetime.fromisoformat(api.sb.orders_snapshot()[oid]), real - timedelta(hours=1))
+
+
+def test_hostile_plan_serves_each_kind_once_per_planned_request_then_normal(make_sandbox):
+    sb = make_sandbox(log_requests=True, drip_interval=0, bomb_mib=1, fault_plan={ORDERS: ["503"]})
+    with pytest.raises(ValueError, match="unknown hostile kinds"):
+        sb.hostile_plan = {ORDERS: ["drip"]}
+    sb.hostile_plan = {ORDERS: list(HOSTILE_KINDS), LOGIN: ["not_json"]}  # set after start
+    for kind in HOSTILE_KINDS:
+        answer = exchange(sb, request_bytes(sb, "GET", ORDERS + "?limit=1"))
+        assert answer.startswith(b"HTTP/1.1 \xb200 OK\r\n" if kind == "bad_status" else b"HTTP/1.1 200 OK\r\n"), kind
+    login = call(sb, "POST", LOGIN, {"username": sb.username, "password": sb.password}, token=None)
+    assert login[1] == b"<html>oops</html>"
+    assert sb.faults_injected == len(HOSTILE_KINDS) + 1 and sb.hostile_plan == {ORDERS: [], LOGIN: []}
+    assert sb.fault_plan == {ORDERS: ["503"]}  # a hostile answer replaces its request's faults
+    assert [call(sb, "GET", ORDERS + "?limit=1")[0].status for _ in range(2)] == [503, 200]  # then back to normal
+    assert [(path.split("?")[0], status) for _, _, path, status in sb.request_log] == \
+        [(ORDERS, 200)] * len(HOSTILE_KINDS) + [(LOGIN, 200), (ORDERS, 503), (ORDERS, 200)]
+
+
+def test_drip_body_sends_the_head_at_once_then_one_byte_at_a_time(make_sandbox):
+    sb = make_sandbox(drip_interval=0.02, hostile_plan={LOGIN: ["drip_body"]}, api_token=None)
+    creds = json.dumps({"username": sb.username, "password": sb.password}).encode()
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as s:
+        s.sendall(request_bytes(sb, "POST", LOGIN, creds, Content_Type="application/json"))
+        t0, data, pieces = time.monotonic(), b"", 0
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head_at = time.monotonic() - t0
+        while chunk := s.recv(65536):
+            data, pieces = data + chunk, pieces + 1
+        took = time.monotonic() - t0
+    _, headers, body = split_answer(data)
+    assert len(body) == int(headers["content-length"]) > 40
+    assert head_at < 0.5 and took - head_at > (len(body) - 1) * 0.02 * 0.8 and pieces > len(body) // 2
+    r, _ = call(sb, "GET", ORDERS, token=json.loads(body)["key"])  # the dripped key is a real one
+    assert r.status == 200
+
+
+def test_drip_head_drips_the_status_line_and_headers_too(make_sandbox):
+    sb = make_sandbox(drip_interval=0.002, hostile_plan={ORDERS: ["drip_head"]})
+    conn = connect(sb)
+    t0 = time.monotonic()
+    conn.request("GET", ORDERS, headers={"Authorization": f"Token {sb.api_token}"})
+    r = conn.getresponse()  # http.client waits for the whole head, byte by byte
+    took = time.monotonic() - t0
+    assert r.status == 200 and json.loads(r.read())["count"] == 37
+    assert took > 100 * 0.002  # a head is longer than 100 bytes
+    conn.close()
+
+
+def test_a_drip_ends_when_the_client_goes_away(make_sandbox):
+    sb = make_sandbox(drip_interval=0.05, hostile_plan={ORDERS: ["drip_body"]})
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as s:
+        s.sendall(request_bytes(sb, "GET", ORDERS))
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        assert sb.in_flight == 1
+    deadline = time.monotonic() + 3  # the body would take minutes
+    while sb.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sb.in_flight == 0
+
+
+def test_bad_status_is_a_superscript_two_then_a_normal_answer_then_close(make_sandbox):
+    sb = make_sandbox(hostile_plan={ORDERS: ["bad_status", "bad_status"]})
+    status, headers, body = split_answer(exchange(sb, request_bytes(sb, "GET", ORDERS, Connection="keep-alive")))
+    assert status == ["HTTP/1.1", "\xb200", "OK"] and "\xb2".isdigit()  # what trips a parser that trusts isdigit()
+    assert headers["content-type"] == "application/json" and "connection" not in headers  # closed unannounced
+    assert json.loads(body)["count"] == 37
+    with pytest.raises(http.client.BadStatusLine):
+        call(sb, "GET", ORDERS)
+
+
+def test_gzip_bomb_is_small_and_inflates_to_bomb_mib(make_sandbox):
+    sb = make_sandbox(bomb_mib=8, hostile_plan={ORDERS: ["gzip_bomb"]})
+    r, body = call(sb, "GET", ORDERS)
+    assert (r.status, r.getheader("Content-Type"), r.getheader("Content-Encoding")) == (200, "application/json", "gzip")
+    assert int(r.getheader("Content-Length")) == len(body) < 8 * 2**20 // 500
+    inflate = zlib.decompressobj(31)
+    out = inflate.decompress(body, 2**20)  # at most 1 MiB at a time, as a careful client inflates
+    assert out.startswith(b'{"results": [ ')
+    size = len(out)
+    while not inflate.eof:
+        out = inflate.decompress(inflate.unconsumed_tail, 2**20)
+        assert not out.strip(b" ")
+        size += len(out)
+    assert size == 8 * 2**20
+
+
+def test_multi_gzip_is_two_gzip_members(make_sandbox):
+    sb = make_sandbox(hostile_plan={ORDERS: ["multi_gzip"]})
+    r, body = call(sb, "GET", ORDERS)
+    assert r.getheader("Content-Encoding") == "gzip" and int(r.getheader("Content-Length")) == len(body)
+    first = zlib.decompressobj(31)
+    half = first.decompress(body)
+    assert first.eof and first.unused_data  # a second member follows the first
+    assert gzip.decompress(body) == call(sb, "GET", ORDERS)[1] != half
+    assert gzip.decompress(first.unused_data) == gzip.decompress(body)[len(half):]
+
+
+def test_gzip_chunked_has_no_length_and_several_chunks(make_sandbox):
+    sb = make_sandbox(hostile_plan={ORDERS: ["gzip_chunked"]})
+    _, headers, body = split_answer(exchange(sb, request_bytes(sb, "GET", ORDERS)))
+    assert headers["transfer-encoding"] == "chunked" and headers["content-encoding"] == "gzip"
+    assert "content-length" not in headers
+    chunks = dechunk(body)
+    assert len(chunks) > 2
+    assert gzip.decompress(b"".join(chunks)) == call(sb, "GET", ORDERS)[1]
+
+
+def test_truncated_close_announces_the_whole_length_sends_half_and_closes(make_sandbox):
+    sb = make_sandbox(hostile_plan={ORDERS: ["truncated_close", "truncated_close"]})
+    _, headers, body = split_answer(exchange(sb, request_bytes(sb, "GET", ORDERS, Connection="keep-alive")))
+    assert len(body) == int(headers["content-length"]) // 2 > 0 and "connection" not in headers
+    with pytest.raises(http.client.IncompleteRead):
+        call(sb, "GET", ORDERS)
+
+
+@pytest.mark.parametrize(("kind", "body"), [("not_json", b"<html>oops</html>"), ("wrong_shape", b"[1, 2, 3]")])
+def test_not_json_and_wrong_shape(make_sandbox, kind, body):
+    sb = make_sandbox(hostile_plan={ORDERS: [kind]})
+    r, got = call(sb, "GET", ORDERS)
+    assert (r.status, r.getheader("Content-Type"), got) == (200, "application/json", body)
+
+
+def test_login_key_is_answered_verbatim_and_injected_headers_are_seen(make_sandbox):
+    hostile = 'k3y"\r\nX-Injected: 1'
+    sb = make_sandbox(login_key=hostile, api_token=None)
+    creds = {"username": sb.username, "password": sb.password}
+    r, body = call(sb, "POST", LOGIN, creds, token=None)
+    assert r.status == 200 and json.loads(body) == {"key": hostile}
+    assert not any("X-Injected" in h for h in sb.headers_seen)
+    # what a client that copies the key into its Authorization header unchecked would write
+    status, _, _ = split_answer(exchange(sb, request_bytes(sb, "GET", ORDERS, Authorization=f"Token {hostile}")))
+    assert status[1] == "401"  # not a plain token: never valid, not even its first line
+    assert sb.headers_seen[-1]["X-Injected"] == "1" and sb.headers_seen[-1]["Authorization"] == 'Token k3y"'
+
+    sb = make_sandbox(login_key="fixed-key_1.2", api_token=None)  # a plain token works as a key
+    key = json.loads(call(sb, "POST", LOGIN, creds, token=None)[1])["key"]
+    assert key == "fixed-key_1.2" and call(sb, "GET", ORDERS, token=key)[0].status == 200
+
+
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            # a port nobody listens on can, rarely, be picked as the source port and connect to itself
+            return s.getsockname() == s.getpeername()
+    except ConnectionRefusedError:
+        return True
+
+
+def test_outage_refuses_connections_then_listens_again_on_the_same_port(make_sandbox):
+    sb = make_sandbox(api_token=None)
+    url, port = sb.url, sb.port
+    key = json.loads(call(sb, "POST", LOGIN, {"username": sb.username, "password": sb.password}, token=None)[1])["key"]
+    idle = connect(sb)
+    idle.request("GET", ORDERS, headers={"Authorization": f"Token {key}"})
+    assert idle.getresponse().read()
+    requests_before = sb.request_count
+    sb.outage(0.6)
+    t0 = time.monotonic()
+    assert sb.down and refused(port) and (sb.url, sb.port) == (url, port)
+    with pytest.raises((ConnectionError, http.client.HTTPException)):  # the open connection was closed too
+        idle.request("GET", ORDERS, headers={"Authorization": f"Token {key}"})
+        idle.getresponse()
+    while refused(port):
+        assert time.monotonic() - t0 < 3
+        time.sleep(0.02)
+    assert time.monotonic() - t0 > 0.5 and not sb.down and sb.port == port
+    r, body = call(sb, "GET", ORDERS, token=key)  # the same data, tokens and stats
+    assert r.status == 200 and json.loads(body)["count"] == 37 and sb.request_count == requests_before + 1
+
+    sb.outage(None)  # until resume()
+    time.sleep(0.3)
+    assert refused(port)
+    sb.resume()
+    assert call(sb, "GET", ORDERS, token=key)[0].status == 200
+    sb.outage(None)
+    sb.stop()  # stopping during an outage is fine
+    assert refused(port)

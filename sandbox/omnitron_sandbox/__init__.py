@@ -8,9 +8,9 @@ CLI: ``python -m omnitron_sandbox --help`` (also the ``omnitron-sandbox`` consol
 """
 
 from .data import SECRET, SHAPES, STATUS_CODES, STATUSES, Store
-from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, LIST_ORDERS, Sandbox, main
+from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, HOSTILE_KINDS, LIST_ORDERS, Sandbox, main
 
 SECRET_MARKER = SECRET
 
-__all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "LIST_ORDERS", "SECRET", "SECRET_MARKER", "SHAPES", "STATUSES",
-           "STATUS_CODES", "Sandbox", "Store", "main"]
+__all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "HOSTILE_KINDS", "LIST_ORDERS", "SECRET", "SECRET_MARKER", "SHAPES",
+           "STATUSES", "STATUS_CODES", "Sandbox", "Store", "main"]

@@ -548,7 +548,7 @@ class Store:
     SPAN = timedelta(days=730)
 
     def __init__(self, orders: int = 50, seed: int | str = 0, now: datetime | None = None,
-                 shape: str = "documented") -> None:
+                 shape: str = "documented", clock_skew: float = 0) -> None:
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
         self.shape = shape
@@ -559,7 +559,8 @@ class Store:
         self.version = 0
         self._rng = random.Random(f"omnitron-sandbox:{seed}")
         self._views: dict[Any, tuple[int, list[OrderRecord]]] = {}
-        self._last_mutation = datetime.min.replace(tzinfo=UTC)
+        self._last_mutation = datetime.min.replace(tzinfo=UTC)  # real time, not skewed
+        self.clock_skew = clock_skew  # seconds the server's clock runs ahead (< 0: behind)
         anchor = now or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.anchor = anchor.astimezone(UTC)
         self._next_id = 1
@@ -601,12 +602,18 @@ class Store:
         self.version += 1
         self._views.clear()
 
+    def now(self) -> datetime:
+        """The server's clock: real time plus ``clock_skew``."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_skew)
+
     def _mutation_time(self) -> datetime:
-        now = datetime.now(UTC)
-        if now <= self._last_mutation:
-            now = self._last_mutation + timedelta(microseconds=1)
-        self._last_mutation = now
-        return now
+        """The server's clock, made strictly increasing on the real clock, so that a changed skew
+        moves the stamps with it (a clock set back stamps earlier, as a real server would)."""
+        real = datetime.now(UTC)
+        if real <= self._last_mutation:
+            real = self._last_mutation + timedelta(microseconds=1)
+        self._last_mutation = real
+        return real + timedelta(seconds=self.clock_skew)
 
     # -- mutations ------------------------------------------------------------
     def _pick(self, count: int) -> list[int]:

@@ -17,8 +17,10 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from datetime import datetime
 from email.utils import formatdate
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,6 +29,11 @@ from .data import SHAPES, STATUSES, Store, dumps, parse_iso
 
 FAULT_KINDS = ("429", "500", "502", "503", "504", "drop", "html200", "truncated")
 DEFAULT_FAULT_KINDS = ("429", "502", "503", "drop")
+# Answers that break HTTP or JSON clients in ways a status code cannot (Sandbox.hostile_plan).
+# The first six deliver the normal answer in a hostile way; the last three replace it.
+HOSTILE_KINDS = ("drip_body", "drip_head", "bad_status", "multi_gzip", "gzip_chunked", "truncated_close",
+                 "gzip_bomb", "not_json", "wrong_shape")
+_BOMB_PREFIX = b'{"results": ['
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -49,6 +56,7 @@ _NOT_FOUND = dumps({"detail": "Not found."})
 _MOVED = _NGINX.format(301, _REASONS[301]).encode()
 _INVALID_PAGE = dumps({"detail": "Invalid page."})
 _INVALID_TOKEN = "Invalid token."
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # what can follow "Token " in an Authorization header
 
 _API = re.compile(r"^/api/(?:i1|v1)/(?:(auth/login)|(orders)|orders_integration/([^/.]+)/detailed_integration)/$")
 _DATE_PARAM = re.compile(r"^(modified_date|created_date|date_placed)__(gte|gt|lte|lt)$")
@@ -56,26 +64,60 @@ _SORTABLE = ("id", "pk", "modified_date", "created_date", "date_placed")
 LIST_ORDERS = ("id", "-id", "modified_date", "-modified_date")  # for a server that ignores ?sort=
 _TRUTHY = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
 
-_date_cache = [0, ""]
+@lru_cache(maxsize=8)  # a few clocks (skews) at once, each formatted once a second
+def _http_date(second: int) -> str:
+    return formatdate(second, usegmt=True)
 
 
-def _http_date() -> str:
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[:] = [now, formatdate(now, usegmt=True)]
-    return _date_cache[1]
-
-
-def _normalise_kinds(kinds: Iterable[Any] | str | None) -> tuple[str, ...]:
-    if kinds is None:
-        return DEFAULT_FAULT_KINDS
+def _kinds(kinds: Iterable[Any] | str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """A list or comma string of kinds, checked against ``allowed``."""
     if isinstance(kinds, str):
         kinds = [k for k in kinds.split(",") if k.strip()]
     out = tuple(str(k).strip() for k in kinds)
-    bad = [k for k in out if k not in FAULT_KINDS]
+    bad = [k for k in out if k not in allowed]
     if bad:
-        raise ValueError(f"unknown fault kinds {bad}; choose from {', '.join(FAULT_KINDS)}")
+        raise ValueError(f"unknown {what} kinds {bad}; choose from {', '.join(allowed)}")
     return out
+
+
+def _normalise_kinds(kinds: Iterable[Any] | str | None) -> tuple[str, ...]:
+    return DEFAULT_FAULT_KINDS if kinds is None else _kinds(kinds, FAULT_KINDS, "fault")
+
+
+_bombs: dict[int, bytes] = {}
+_bombs_lock = threading.Lock()
+
+
+def _gzip_bomb(mib: int) -> bytes:
+    """A gzip stream of about 1/1000 of ``mib`` MiB that inflates to ``mib`` MiB: a JSON-looking
+    prefix, then spaces. Built once per size (under a lock: it takes about a second for 200 MiB),
+    1 MiB at a time, so the inflated size is never in memory."""
+    with _bombs_lock:
+        if mib not in _bombs:
+            z = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip header and trailer
+            spaces = memoryview(b" " * (1 << 20))
+            out = [z.compress(_BOMB_PREFIX)]
+            left = (mib << 20) - len(_BOMB_PREFIX)
+            while left > 0:
+                n = min(left, len(spaces))
+                out.append(z.compress(spaces[:n]))
+                left -= n
+            out.append(z.flush())
+            _bombs[mib] = b"".join(out)
+        return _bombs[mib]
+
+
+def _gzip_members(body: bytes, members: int) -> bytes:
+    """``body`` gzipped as this many concatenated gzip members (RFC 1952 allows several)."""
+    cuts = [len(body) * i // members for i in range(members + 1)]
+    return b"".join(gzip.compress(body[a:b], compresslevel=6) for a, b in zip(cuts, cuts[1:]))
+
+
+def _chunked(body: bytes, pieces: int = 4) -> bytes:
+    """``body`` in HTTP/1.1 chunked transfer coding, in a few chunks (never an empty one before the end)."""
+    size = max(1, -(-len(body) // pieces))
+    chunks = [body[i:i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
 
 
 class _Server(ThreadingHTTPServer):
@@ -123,6 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = 120  # idle keep-alive connections are closed after this many seconds
     server: _Server
+    _hostile: str | None = None
 
     def setup(self) -> None:
         self.timeout = self.server.sandbox.keepalive_timeout or self.timeout
@@ -148,14 +191,27 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     # -- plumbing ---------------------------------------------------------------
-    def _send(self, status: int, body: bytes, ctype: str = JSON, headers: Iterable[tuple[str, Any]] = ()) -> None:
+    def _send(self, status: int, body: bytes, ctype: str = JSON, headers: Iterable[tuple[str, Any]] = (),
+              encoding: str | None = None) -> None:
+        """Answer; ``encoding`` names the Content-Encoding ``body`` already has. A planned hostile
+        kind (``self._hostile``) changes how the answer is encoded and delivered, not what it says."""
         sb = self.server.sandbox
-        head = [f"HTTP/1.1 {status} {_REASONS[status]}", "Server: nginx", f"Date: {_http_date()}",
-                f"Content-Type: {ctype}"]
-        if sb.gzip and ctype == JSON and "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=1)  # like nginx's gzip_types application/json
-            head.append("Content-Encoding: gzip")
-        head.append(f"Content-Length: {len(body)}")
+        hostile = self._hostile
+        head = [f"HTTP/1.1 {status} {_REASONS[status]}", "Server: nginx",
+                f"Date: {_http_date(int(sb.now().timestamp()))}", f"Content-Type: {ctype}"]
+        if hostile == "bad_status":
+            head[0] = f"HTTP/1.1 \xb2{head[0][10:]}"  # superscript two for the first digit, as latin-1
+        if hostile in ("multi_gzip", "gzip_chunked"):
+            body, encoding = _gzip_members(body, 2 if hostile == "multi_gzip" else 1), "gzip"
+        elif encoding is None and sb.gzip and ctype == JSON and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body, encoding = gzip.compress(body, compresslevel=1), "gzip"  # like nginx's gzip_types application/json
+        if encoding:
+            head.append(f"Content-Encoding: {encoding}")
+        if hostile == "gzip_chunked":
+            head.append("Transfer-Encoding: chunked")
+            body = _chunked(body)
+        else:
+            head.append(f"Content-Length: {len(body)}")
         head.extend(f"{k}: {v}" for k, v in headers)
         self._served = getattr(self, "_served", 0) + 1
         if sb.keepalive_requests and self._served >= sb.keepalive_requests:
@@ -165,9 +221,32 @@ class _Handler(BaseHTTPRequestHandler):
         head.append("\r\n")
         if sb.log_requests:  # stamped before the client can have read the answer
             sb._log(self.command, self.path, status)
-        self.wfile.write("\r\n".join(head).encode("latin-1") + body)
+        self._deliver("\r\n".join(head).encode("latin-1"), body)
         if sb.verbose:
             self.log_request(status, len(body))
+
+    def _deliver(self, head: bytes, body: bytes) -> None:
+        hostile = self._hostile
+        if hostile in ("bad_status", "truncated_close"):
+            self.close_connection = True  # after the answer, unannounced, as a crashing server would
+        if hostile == "drip_head":
+            self._drip(head)
+            self.wfile.write(body)
+        elif hostile == "drip_body":
+            self.wfile.write(head)
+            self._drip(body)
+        elif hostile == "truncated_close":
+            self.wfile.write(head + body[: len(body) // 2])
+        else:
+            self.wfile.write(head + body)
+
+    def _drip(self, data: bytes) -> None:
+        """One byte every ``drip_interval`` seconds; a client that goes away ends it (the write fails)."""
+        interval = self.server.sandbox.drip_interval
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            if i + 1 < len(data):
+                time.sleep(interval)
 
     def _json(self, status: int, obj: Any, headers: Iterable[tuple[str, Any]] = ()) -> None:
         self._send(status, dumps(obj), JSON, headers)
@@ -184,6 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         sb = self.server.sandbox
+        self._hostile = None  # the hostile kind planned for this request, if any
+        if sb.log_requests or sb.login_key is not None:
+            sb._saw_headers(self.headers.items())
         try:
             split = urlsplit(self.path)
             body = self._read_body()
@@ -203,6 +285,13 @@ class _Handler(BaseHTTPRequestHandler):
     # -- the Omnitron API -----------------------------------------------------------
     def _serve_api(self, sb: "Sandbox", method: str, path: str, query: str, body: bytes) -> None:
         sb._count(path)
+        self._hostile = sb._planned_hostile(path)
+        if self._hostile == "gzip_bomb":
+            return self._send(200, _gzip_bomb(sb.bomb_mib), JSON, encoding="gzip")
+        if self._hostile == "not_json":
+            return self._send(200, b"<html>oops</html>", JSON)
+        if self._hostile == "wrong_shape":
+            return self._send(200, b"[1, 2, 3]", JSON)
         if sb.redirect_to:
             location = sb.redirect_to + path + (f"?{query}" if query else "")
             return self._send(301, _MOVED, HTML, [("Location", location)])
@@ -222,7 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
             if method != "POST":
                 return self._not_allowed(method, "POST, OPTIONS")
             return self._login(sb, body)
-        fault = sb._planned_fault(path) or sb._draw_fault()
+        # a hostile answer replaces this request's faults, planned or drawn
+        fault = None if self._hostile else sb._planned_fault(path) or sb._draw_fault()
         if fault is not None and fault != "truncated":
             return self._fault(sb, fault)
         if fault == "truncated":
@@ -268,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, missing)
         if data["username"] != sb.username or data["password"] != sb.password:
             return self._json(400, {"non_field_errors": ["Unable to log in with provided credentials."]})
-        self._json(200, {"key": sb.issue_token()})
+        self._json(200, {"key": sb.issue_token(sb.login_key)})
 
     def _fault(self, sb: "Sandbox", kind: str) -> None:
         if kind == "drop":
@@ -399,7 +489,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(404, {"detail": "Not found."})
 
 
-_FAULT_SETTINGS = ("rate", "kinds", "retry_after", "seed", "latency_ms", "missing_details", "broken_details")
+_FAULT_SETTINGS = ("rate", "kinds", "retry_after", "seed", "latency_ms", "missing_details", "broken_details",
+                   "clock_skew")
 
 
 class _Truncating:
@@ -432,6 +523,7 @@ class Sandbox:
     """A local fake Omnitron. Use as a context manager or call start()/stop().
 
     Data is generated at construction; the server starts on ``start()`` (127.0.0.1, free port by default).
+    ``outage()`` and ``resume()`` take it down and up again on the same port, keeping everything else.
     """
 
     def __init__(
@@ -468,11 +560,17 @@ class Sandbox:
         shape: str = "documented",
         list_order: str | None = None,
         documents: tuple[list[dict[str, Any]], dict[int, dict[str, Any]]] | None = None,
+        clock_skew: float = 0,
+        hostile_plan: dict[str, Iterable[str] | str] | None = None,
+        drip_interval: float = 1.0,
+        bomb_mib: int = 200,
+        login_key: str | None = None,
         verbose: bool = False,
     ) -> None:
         if list_order is not None and list_order not in LIST_ORDERS:
             raise ValueError(f"unknown list order {list_order!r}; choose from {', '.join(LIST_ORDERS)}")
-        self.store = Store(orders=0 if documents else orders, seed=seed, now=now, shape=shape)
+        self.store = Store(orders=0 if documents else orders, seed=seed, now=now, shape=shape,
+                           clock_skew=float(clock_skew))
         if documents:
             self.store.load_documents(*documents)
         self.shape = shape  # "documented": no order-level modified_date/created_date served
@@ -498,6 +596,13 @@ class Sandbox:
         self.redirect_to = redirect_to  # answer every API request with a 301 to this origin
         self.log_requests = log_requests
         self.request_log: list[tuple[float, str, str, int]] = []  # (monotonic, method, path, status)
+        # path -> hostile kinds (HOSTILE_KINDS) served, in turn, to its next requests, login included
+        self.hostile_plan = hostile_plan  # type: ignore[assignment]  (the setter checks the kinds)
+        self.drip_interval = drip_interval  # seconds between the bytes of drip_body / drip_head
+        self.bomb_mib = bomb_mib  # the inflated size of the gzip_bomb answer
+        self.login_key = login_key  # a login answers this key verbatim (valid only if a plain token)
+        # the header lines of every request, when log_requests is on or login_key is set
+        self.headers_seen: list[dict[str, str]] = []
         self.connections_accepted = 0
         self.in_flight = self.max_in_flight = 0  # API requests being answered at once
         self.verbose = verbose
@@ -513,22 +618,71 @@ class Sandbox:
         self.set_faults(rate=fault_rate, kinds=fault_kinds, retry_after=retry_after)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._live_port: int | None = None  # the bound port, from start() to stop(), outages included
+        self._resume_timer: threading.Timer | None = None
+        self._lifecycle = threading.RLock()
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> "Sandbox":
-        if self._httpd is None:
-            self._httpd = _Server((self.host, self._port), self)
-            if self.tls:
-                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                context.load_cert_chain(*self.tls)
-                self._httpd.socket = context.wrap_socket(
-                    self._httpd.socket, server_side=True, do_handshake_on_connect=False)
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"omnitron-sandbox-{self.port}", daemon=True)
-            self._thread.start()
+        with self._lifecycle:
+            if self._live_port is None:
+                self._listen(self._port)
+                self._live_port = self.port
         return self
 
     def stop(self) -> None:
+        with self._lifecycle:
+            self._live_port = None
+            self._cancel_resume()
+            self._close()
+
+    def outage(self, seconds: float | None) -> None:
+        """Go down now: close the listening socket and every open connection, so that connections
+        are refused; listen again on the same port after ``seconds`` (None: at ``resume()``).
+        Data, tokens and stats are kept."""
+        with self._lifecycle:
+            if self._live_port is None:
+                raise RuntimeError("Sandbox is not started")
+            self._cancel_resume()
+            self._close()
+            if seconds is not None:
+                self._resume_timer = threading.Timer(seconds, self.resume)
+                self._resume_timer.daemon = True
+                self._resume_timer.start()
+
+    def resume(self, bind_timeout: float = 5.0) -> None:
+        """End an outage: listen on the same port again (no-op when up or stopped). Retries the bind
+        for ``bind_timeout`` seconds, as a client connecting meanwhile may hold the port for a moment."""
+        with self._lifecycle:
+            self._cancel_resume()
+            if self._live_port is None or self._httpd is not None:
+                return
+            deadline = time.monotonic() + bind_timeout
+            while True:
+                try:
+                    return self._listen(self._live_port)
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+    @property
+    def down(self) -> bool:
+        """In an outage: started, not stopped, and not listening."""
+        return self._live_port is not None and self._httpd is None
+
+    def _listen(self, port: int) -> None:
+        httpd = _Server((self.host, port), self)
+        if self.tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"omnitron-sandbox-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _close(self) -> None:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
@@ -538,6 +692,11 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=1)
 
+    def _cancel_resume(self) -> None:
+        timer, self._resume_timer = self._resume_timer, None
+        if timer is not None:
+            timer.cancel()  # harmless from the timer's own thread
+
     def __enter__(self) -> "Sandbox":
         return self.start()
 
@@ -546,11 +705,11 @@ class Sandbox:
 
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1] if self._httpd else self._port
+        return self._httpd.server_address[1] if self._httpd else self._live_port or self._port
 
     @property
     def url(self) -> str:
-        if self._httpd is None:
+        if self._live_port is None:
             raise RuntimeError("Sandbox is not started")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
@@ -585,11 +744,28 @@ class Sandbox:
             raise KeyError(oid)
         return json.loads(payload)
 
+    # -- clock ------------------------------------------------------------------------
+    @property
+    def clock_skew(self) -> float:
+        """Seconds the server's clock runs ahead of the real one (< 0: behind): its Date header and the
+        modified_date/created_date it stamps from now on."""
+        return self.store.clock_skew
+
+    @clock_skew.setter
+    def clock_skew(self, seconds: float) -> None:
+        self.store.clock_skew = float(seconds)
+
+    def now(self) -> datetime:
+        """The server's current time (UTC, aware): the real clock plus ``clock_skew``."""
+        return self.store.now()
+
     # -- auth -------------------------------------------------------------------------
-    def issue_token(self) -> str:
-        key = secrets.token_hex(20)
-        with self._stats_lock:
-            self._tokens[key] = self.token_ttl_requests
+    def issue_token(self, key: str | None = None) -> str:
+        """A new login key (or ``key``, verbatim), valid for authentication if it is a plain token."""
+        key = secrets.token_hex(20) if key is None else key
+        if _PLAIN_TOKEN.fullmatch(key):
+            with self._stats_lock:
+                self._tokens[key] = self.token_ttl_requests
         return key
 
     def expire_tokens(self) -> int:
@@ -624,7 +800,7 @@ class Sandbox:
     def set_faults(self, rate: float | None = None, kinds: Iterable[Any] | str | None = None,
                    retry_after: float | None = None, seed: int | str | None = None,
                    latency_ms: float | None = None, missing_details: Iterable[int] | None = None,
-                   broken_details: Iterable[int] | None = None) -> None:
+                   broken_details: Iterable[int] | None = None, clock_skew: float | None = None) -> None:
         with self._stats_lock:
             if rate is not None:
                 if not 0 <= float(rate) <= 1:
@@ -644,11 +820,13 @@ class Sandbox:
                 self.missing_details = {int(i) for i in missing_details}
             if broken_details is not None:
                 self.broken_details = {int(i) for i in broken_details}
+            if clock_skew is not None:
+                self.clock_skew = float(clock_skew)
 
     def fault_settings(self) -> dict[str, Any]:
         return {"rate": self.fault_rate, "kinds": list(self.fault_kinds), "retry_after": self.retry_after,
                 "latency_ms": self.latency_ms, "missing_details": sorted(self.missing_details),
-                "broken_details": sorted(self.broken_details)}
+                "broken_details": sorted(self.broken_details), "clock_skew": self.clock_skew}
 
     def _draw_fault(self) -> str | None:
         if self.fault_rate <= 0 or not self.fault_kinds:
@@ -660,12 +838,37 @@ class Sandbox:
             return self._fault_rng.choice(self.fault_kinds)
 
     def _planned_fault(self, path: str) -> str | None:
+        return self._next_planned(self.fault_plan, path)
+
+    def _planned_hostile(self, path: str) -> str | None:
+        kind = self._next_planned(self._hostile_plan, path)
+        if kind is not None:
+            _kinds([kind], HOSTILE_KINDS, "hostile")  # put in the plan by hand, past the setter's check
+        return kind
+
+    def _next_planned(self, plan: dict[str, list[str]], path: str) -> str | None:
         with self._stats_lock:
-            planned = self.fault_plan.get(path)
+            planned = plan.get(path)
             if not planned:
                 return None
             self.faults_injected += 1
             return planned.pop(0)
+
+    @property
+    def hostile_plan(self) -> dict[str, list[str]]:
+        """path -> hostile kinds (HOSTILE_KINDS) answered, in turn, to its next requests (login included),
+        then back to normal. A hostile answer replaces the faults of its request."""
+        return self._hostile_plan
+
+    @hostile_plan.setter
+    def hostile_plan(self, plan: dict[str, Iterable[str] | str] | None) -> None:
+        self._hostile_plan = {path: list(_kinds(kinds, HOSTILE_KINDS, "hostile"))
+                              for path, kinds in (plan or {}).items()}
+
+    def _saw_headers(self, items: Iterable[tuple[str, str]]) -> None:
+        seen = dict(items)
+        with self._stats_lock:
+            self.headers_seen.append(seen)
 
     @contextlib.contextmanager
     def _in_flight(self) -> Iterator[None]:
@@ -711,7 +914,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Local fake Akinon Omnitron API (orders list, detailed_integration, login) for tests and demos. "
                     "Prints one JSON line {url, api_token, username, password} to stdout, then serves until "
                     "SIGTERM/SIGINT. Control endpoints without auth: GET /_sandbox/stats, GET /_sandbox/orders, "
-                    "POST /_sandbox/mutate {modify,create,delete}, GET|POST /_sandbox/faults, "
+                    "POST /_sandbox/mutate {modify,create,delete}, GET|POST /_sandbox/faults (also clock_skew), "
                     "POST /_sandbox/expire-tokens, POST /_sandbox/reset-stats.")
     a = p.add_argument
     a("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -751,6 +954,9 @@ def _parser() -> argparse.ArgumentParser:
            "(the server still filters and sorts on them); extended: with both (default documented)")
     a("--list-order", choices=LIST_ORDERS, metavar="ORDER",
       help=f"ignore ?sort= and list in this order, one of {', '.join(LIST_ORDERS)} (default: honour ?sort=)")
+    a("--clock-skew", type=float, default=0, metavar="SECONDS",
+      help="the server's clock runs this far ahead (< 0: behind) the real one: its Date header and the "
+           "modified_date/created_date of orders it changes (default 0)")
     a("--verbose", action="store_true", help="log every request to stderr")
     return p
 
@@ -769,7 +975,7 @@ def main(argv: list[str] | None = None) -> int:
         keepalive_requests=args.keepalive_requests, keepalive_timeout=args.keepalive_timeout, gzip=args.gzip,
         tls=(args.tls_cert, args.tls_key) if args.tls_cert else None, redirect_to=args.redirect_to,
         now=parse_iso(args.now) if args.now else None, shape=args.shape, list_order=args.list_order,
-        verbose=args.verbose,
+        clock_skew=args.clock_skew, verbose=args.verbose,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

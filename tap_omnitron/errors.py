@@ -1,14 +1,19 @@
-"""Errors a user can act on, and the guard that keeps credentials out of every message."""
+"""Errors a user can act on, one line each, and the guard that keeps credentials out of them.
+
+Everything a server, a proxy or the network sends is hostile until checked, error text
+included: `describe` names what went wrong from the exception's types and our own words,
+never by echoing what the other side sent.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import typing as t
 
 import msgspec
-
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import FatalAPIError
 
 SCRUBBED = "***"
 
@@ -33,23 +38,7 @@ class AuthenticationError(OmnitronError):
 
 
 class GaveUp(OmnitronError):
-    """A request that still failed after its retries, for a reason that is not the client's."""
-
-
-class TransientError(RetriableAPIError):
-    """A failure worth retrying: 429, 5xx, a dropped connection, a timeout, a malformed body.
-
-    `retry_after` is the pause the server asked for, if any; `age` how long ago the failed
-    request was sent (its answer may have waited unread while others were read).
-    """
-
-    def __init__(self, description: str, *, retry_after: float | None = None, age: float = 0.0) -> None:
-        super().__init__(SECRETS.scrub(description))
-        self.retry_after = retry_after
-        self.age = age
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+    """A request that still failed when its retries ran out, for a reason that is not the client's."""
 
 
 class SecretRegistry:
@@ -60,13 +49,13 @@ class SecretRegistry:
     """
 
     def __init__(self) -> None:
-        self._secrets: set[str] = set()
+        self._secrets: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def add(self, secret: str | None) -> None:
         if secret and len(secret) >= 4:  # noqa: PLR2004  (a one-letter "secret" would mangle logs)
             with self._lock:
-                self._secrets = {*self._secrets, secret}
+                self._secrets = self._secrets | {secret}
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -79,7 +68,11 @@ SECRETS = SecretRegistry()
 
 
 class ScrubFilter(logging.Filter):
-    """Rewrites a log record so that no registered credential reaches a handler."""
+    """Rewrites a log record so that no registered credential reaches a handler.
+
+    The SDK's loggers and requests' own may quote a URL, a header or an exception; the
+    secrets are only known at run time, so no static redaction could do this.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -94,6 +87,16 @@ class ScrubFilter(logging.Filter):
                 record.exc_text = None
                 record.msg = f"{clean} ({type(exc).__name__}: {SECRETS.scrub(text)})"
         return True
+
+
+SDK_FAILURE_LINE = "An unhandled error occurred while syncing '%s'"
+
+
+def not_the_sdks_failure_line(record: logging.LogRecord) -> bool:
+    """A logging filter for the stream loggers: the SDK logs this line at ERROR before any
+    failure, ours included, leaving it to the tap to say what went wrong; the tap does, in
+    the run's one error line."""
+    return record.msg != SDK_FAILURE_LINE
 
 
 def install_scrubber() -> None:
@@ -121,13 +124,99 @@ def server_detail(body: bytes) -> str | None:
     return first_message(decoded)
 
 
+_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]")
+
+
 def first_message(body: t.Any) -> str | None:  # noqa: ANN401
-    """The first human message of a Django REST framework error body."""
+    """The first human message of a Django REST framework error body, on one printable line."""
     if isinstance(body, dict):
         for key in ("detail", "non_field_errors", *body.keys()):
             if key in body:
                 value = body[key]
                 text = value[0] if isinstance(value, list) and value else value
                 if isinstance(text, str):
-                    return text if key in {"detail", "non_field_errors"} else f"{key}: {text}"
+                    text = _PRINTABLE.sub(" ", text)[:200]
+                    return text if key in {"detail", "non_field_errors"} else f"{str(key)[:50]}: {text}"
     return None
+
+
+# What each exception met below requests means, by the names of the exceptions it wraps
+# (urllib3's and the standard library's, which the tap does not import): first match wins.
+_CAUSES = (
+    ("RemoteDisconnected", "the server closed the connection without an answer"),  # a BadStatusLine too
+    ("BadStatusLine", "an answer that is not HTTP (a malformed status line)"),
+    ("LineTooLong", "an answer that is not HTTP (a header line too long)"),
+    ("HeaderParsingError", "an answer that is not HTTP (malformed headers)"),
+    ("InvalidChunkLength", "an answer that broke off (a malformed chunk)"),
+    ("IncompleteRead", "an answer that broke off before its end"),
+    ("ConnectionRefusedError", "connection refused"),
+    ("NameResolutionError", "the host name does not resolve"),
+    ("gaierror", "the host name does not resolve"),
+    ("ConnectTimeout", "no connection within connect_timeout"),
+    ("ConnectTimeoutError", "no connection within connect_timeout"),
+    ("ReadTimeout", "no answer within read_timeout"),
+    ("ReadTimeoutError", "no answer within read_timeout"),
+    ("ConnectionResetError", "the connection was reset"),
+    ("ContentDecodingError", "an answer whose Content-Encoding does not decode"),
+    ("ChunkedEncodingError", "an answer that broke off before its end"),
+)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a failed request: what happened, in our words (see the module docstring)."""
+    if isinstance(exc, FatalAPIError) or type(exc).__module__.startswith("tap_omnitron"):
+        return str(exc)  # our own words already
+    names = _names(exc)
+    if "SSLError" in names or "SSLCertVerificationError" in names:
+        return _tls_problem(exc)
+    if "ProxyError" in names:
+        status = re.search(r"Tunnel connection failed: (\d{3})", _texts(exc))
+        return f"the proxy refused the tunnel (HTTP {status.group(1)})" if status else "the proxy could not be reached"
+    for name, meaning in _CAUSES:
+        if name in names:
+            return meaning
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def _tls_problem(exc: BaseException) -> str:
+    """The certificate problem, with the hint that fits it (a CA bundle fixes only some)."""
+    verify = next((e for e in _chain(exc) if hasattr(e, "verify_code")), None)
+    code = getattr(verify, "verify_code", None)
+    if code in {62, 64}:  # noqa: PLR2004  (X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH)
+        return (
+            "the TLS certificate is for another host name: check base_url "
+            "(a CA bundle does not fix this)"
+        )
+    if code == 10:  # noqa: PLR2004  (X509_V_ERR_CERT_HAS_EXPIRED)
+        return "the TLS certificate has expired (the server must renew it)"
+    if verify is not None:
+        return (
+            "the TLS certificate was not accepted (issued by an unknown CA); for a private CA, "
+            "point the ca_bundle setting or REQUESTS_CA_BUNDLE to its certificate"
+        )
+    return "the TLS handshake failed (not TLS, or a broken tunnel)"
+
+
+def is_certificate_problem(exc: BaseException) -> bool:
+    """A certificate no retry will change."""
+    return any(hasattr(e, "verify_code") for e in _chain(exc))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and every exception it wraps (in args, as cause or context)."""
+    seen: list[BaseException] = []
+    todo: list[t.Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, BaseException) and all(item is not s for s in seen) and len(seen) < 50:  # noqa: PLR2004
+            seen.append(item)
+            todo.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
+    return seen
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {klass.__name__ for e in _chain(exc) for klass in type(e).__mro__}
+
+
+def _texts(exc: BaseException) -> str:
+    return " ".join(str(a) for e in _chain(exc) for a in e.args if isinstance(a, str))

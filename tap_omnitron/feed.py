@@ -3,8 +3,8 @@
 The orders stream publishes a page before it emits it; the SDK then syncs the child streams
 once per page (a context `{"orders_page": n}`), and they read that page's orders here. The
 details of a page are requested as soon as it is published, behind those of the page before,
-up to `max_in_flight` at once, and read in the order of the orders: the output does not
-depend on the setting.
+in the bounded pool of threads (`max_concurrency`), and read in the order of the orders: the
+output does not depend on the setting.
 
 A detail that still fails after its retries, for a reason that is not the client's (a 5xx,
 a body that is not the order, a dropped connection), is one broken order, not a broken run:
@@ -17,15 +17,17 @@ from __future__ import annotations
 import logging
 import typing as t
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from tap_omnitron.client import Answer, an_order, detail_path
 from tap_omnitron.errors import GaveUp, OmnitronError
+from tap_omnitron.session import BodyTooLarge
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from concurrent.futures import Future
 
-    from tap_omnitron.client import OmnitronClient, Pending
+    from tap_omnitron.api import Answer
+    from tap_omnitron.streams import OrderDetailsStream
 
 logger = logging.getLogger("tap-omnitron")
 
@@ -36,7 +38,7 @@ RECENT = 20  # ... or more than half of the last this many failing, or answering
 @dataclass
 class _Page:
     orders: list[tuple[t.Any, list[dict]]]  # (order id, its items), the orders the run keeps
-    details_left: int = 0  # detail answers not read yet
+    details: deque[tuple[t.Any, Future[Answer]]] = field(default_factory=deque)  # requested, in order
     remembered: bool = False  # details earlier runs skipped: their failures say nothing new
 
 
@@ -52,26 +54,24 @@ class Detail:
 class OrderFeed:
     """Pages of emitted orders for the child streams, with the detail requests they need."""
 
-    def __init__(self, client: OmnitronClient, *, max_skipped: int) -> None:
-        self.client = client
+    def __init__(self, *, max_skipped: int) -> None:
         self.max_skipped = max_skipped
         self.skipped: dict[t.Any, str] = {}  # order id -> last error, asked for again next run
         self._pages: dict[int, _Page] = {}
-        self._waiting: deque[t.Any] = deque()  # orders whose detail request is not sent yet
-        self._in_flight: deque[tuple[t.Any, Pending]] = deque()
         self._recent: deque[str] = deque(maxlen=RECENT)  # "ok", "gone" or "failed", the last ones
 
     def remember(self, order_ids: Iterable[t.Any]) -> None:
         """Details skipped by an earlier run, still to fetch."""
         self.skipped.update({order_id: "skipped by an earlier run" for order_id in order_ids})
 
-    def publish(self, number: int, orders: list[dict], *, details: bool) -> None:
-        """Page `number` will be emitted with these orders; start their detail requests."""
+    def publish(self, number: int, orders: list[dict], *, details: OrderDetailsStream | None) -> None:
+        """Page `number` will be emitted with these orders; start their detail requests, if
+        the details stream is selected."""
         self._publish(number, [(order.get("id"), order.get("orderitem_set") or []) for order in orders], details)
 
-    def publish_skipped(self, number: int) -> None:
+    def publish_skipped(self, number: int, details: OrderDetailsStream) -> None:
         """A page of no orders, only the details earlier runs could not fetch."""
-        self._publish(number, [(order_id, []) for order_id in self.skipped], details=True)
+        self._publish(number, [(order_id, []) for order_id in self.skipped], details)
         self._pages[number].remembered = True
 
     def items(self, number: int) -> Iterator[tuple[t.Any, dict]]:
@@ -83,31 +83,28 @@ class OrderFeed:
     def details(self, number: int) -> Iterator[Detail]:
         """Each order's detail in the page's order; a 404 is an answer, a failure an error."""
         page = self._pages[number]
-        while page.details_left:
-            self._start_more()
-            order_id, pending = self._in_flight.popleft()
-            page.details_left -= 1
+        while page.details:
+            order_id, pending = page.details.popleft()
             try:
-                detail = Detail(order_id, pending.answer())
-            except GaveUp as exc:
+                detail = Detail(order_id, pending.result())
+            except (GaveUp, BodyTooLarge) as exc:  # this order's answer, not the run's
                 detail = Detail(order_id, None, str(exc))
-            if self.client.max_in_flight > 1:
-                self._start_more()  # a connection is free again: keep every one busy
             self._account(detail, counts=not page.remembered)
             yield detail
 
     def retire(self, number: int) -> None:
-        """The page is out, with its children: forget it."""
-        self._pages.pop(number, None)
+        """The page is out, with its children: forget it (and drop requests nobody will read)."""
+        page = self._pages.pop(number, None)
+        for _, pending in page.details if page else ():
+            pending.cancel()
 
-    def _publish(self, number: int, orders: list[tuple[t.Any, list[dict]]], details: bool) -> None:  # noqa: FBT001
+    def _publish(
+        self, number: int, orders: list[tuple[t.Any, list[dict]]], details: OrderDetailsStream | None
+    ) -> None:
         page = _Page(orders)
         self._pages[number] = page
-        if details:
-            page.details_left = len(orders)
-            self._waiting.extend(order_id for order_id, _ in orders)
-            if self.client.max_in_flight > 1:  # else nothing runs ahead of the list
-                self._start_more()
+        if details is not None:
+            page.details.extend((order_id, details.request_detail(order_id)) for order_id, _ in orders)
 
     def _account(self, detail: Detail, *, counts: bool) -> None:
         """Remember a failed detail; end the run when failures are the rule, not the exception."""
@@ -139,8 +136,3 @@ class OrderFeed:
                 f"({self.max_skipped}): something systematic is wrong; last error: {detail.error}"
             )
             raise OmnitronError(msg)
-
-    def _start_more(self) -> None:
-        while self._waiting and len(self._in_flight) < self.client.max_in_flight:
-            order_id = self._waiting.popleft()
-            self._in_flight.append((order_id, self.client.start(detail_path(order_id), shape=an_order)))

@@ -20,13 +20,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_omnitron.client import ORDERS_PATH, Answer, a_page
 from tap_omnitron.errors import OmnitronError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+    from concurrent.futures import Future
 
-    from tap_omnitron.client import OmnitronClient, Pending
+    from tap_omnitron.api import Answer
+
+    Request = Callable[[dict[str, t.Any]], Future[Answer]]  # starts a list request with these params
 
 logger = logging.getLogger("tap-omnitron")
 
@@ -61,7 +63,7 @@ class PageNumbers(BaseAPIPaginator[int]):
         self.rewinds = 0
         self.shrank = False  # the last page read found the list shorter than the one before
 
-    def get_next(self, response: Answer) -> int | None:  # type: ignore[override]
+    def get_next(self, response: Answer) -> int | None:  # type: ignore[override]  # pages are read as `Answer`s
         if not response.found:  # the promised page vanished: the list ends before it
             if self.current_value == 1:
                 raise not_a_list(response)
@@ -94,21 +96,21 @@ class PageNumbers(BaseAPIPaginator[int]):
         return page
 
 
-def read_pages(client: OmnitronClient, params: t.Mapping[str, t.Any], *, ahead: int) -> Iterator[Page]:
+def read_pages(request: Request, params: t.Mapping[str, t.Any], *, ahead: int) -> Iterator[Page]:
     """Every page of the order list under `params`, in the server's order.
 
     Up to `ahead` pages after the one being read are requested early (n + 1, n + 2, ... as
     DRF numbers them, no further than `count` says), so that their round trips overlap the
-    work on this one. One that `next` turns out not to want is cancelled.
+    work on this one. One that `next` turns out not to want is dropped.
     """
     paginator = PageNumbers()
-    early: deque[tuple[int, Pending]] = deque()
+    early: deque[tuple[int, Future[Answer]]] = deque()
     last_page: int | None = None
     try:
         while not paginator.finished:
             number = paginator.current_value
-            pending = early.popleft()[1] if early else _request(client, params, number)
-            answer = pending.answer()
+            pending = early.popleft()[1] if early else request({**params, "page": number})
+            answer = pending.result()
             paginator.advance(answer)
             if paginator.count == 1 and answer.found and answer.body["results"]:
                 count = answer.body.get("count")
@@ -119,7 +121,7 @@ def read_pages(client: OmnitronClient, params: t.Mapping[str, t.Any], *, ahead: 
             if not paginator.finished:
                 following = early[-1][0] + 1 if early else paginator.current_value
                 while len(early) < ahead and (last_page is None or following <= last_page):
-                    early.append((following, _request(client, params, following)))
+                    early.append((following, request({**params, "page": following})))
                     following += 1
             if answer.found:
                 yield Page(number, answer.body, paginator.shrank)
@@ -127,11 +129,7 @@ def read_pages(client: OmnitronClient, params: t.Mapping[str, t.Any], *, ahead: 
         _cancel(early)
 
 
-def _request(client: OmnitronClient, params: t.Mapping[str, t.Any], number: int) -> Pending:
-    return client.start(ORDERS_PATH, {**params, "page": number}, shape=a_page)
-
-
-def _cancel(early: deque[tuple[int, Pending]]) -> None:
+def _cancel(early: deque[tuple[int, Future[Answer]]]) -> None:
     while early:
         early.popleft()[1].cancel()
 

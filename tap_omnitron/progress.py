@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import typing as t
-from collections import Counter
 
 logger = logging.getLogger("tap-omnitron")
 
@@ -22,7 +21,6 @@ class Progress:
 
     def __init__(self, *, every: float = EVERY) -> None:
         self.every = every
-        self.records: Counter[str] = Counter()  # RECORD messages written, per stream
         self.gone = 0  # detail requests answered 404: the order was deleted
         self.total: int | None = None  # orders the list reports for this run
         self._started = time.monotonic()
@@ -57,13 +55,20 @@ class Progress:
             logger.info("Progress: %s orders, %.0f orders/s.", f"{orders:,}", rate)
 
     def summary(  # noqa: PLR0913
-        self, *, ok: bool, requests: int, retries: int, paused: float, skipped: int, bookmark: t.Any  # noqa: ANN401
+        self,
+        *,
+        ok: bool,
+        records: t.Mapping[str, int],
+        requests: int,
+        retries: int,
+        paused: float,
+        skipped: int,
+        bookmark: t.Any,  # noqa: ANN401
     ) -> str:
-        records = self.records
         line = (
             f"{'Finished' if ok else 'Stopped'} in {_duration(time.monotonic() - self._started)}: "
-            f"{records['orders']:,} orders, {records['order_items']:,} order items, "
-            f"{records['order_details']:,} order details; {requests:,} requests, "
+            f"{records.get('orders', 0):,} orders, {records.get('order_items', 0):,} order items, "
+            f"{records.get('order_details', 0):,} order details; {requests:,} requests, "
             f"{retries:,} retries, {paused:.1f} s waiting on Retry-After, "
             f"{self.gone:,} details skipped as gone (404), {skipped:,} skipped after errors "
             f"(asked for again next run); bookmark {bookmark or 'none'}."

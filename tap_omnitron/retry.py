@@ -1,90 +1,194 @@
-"""Retries that respect the server: `Retry-After`, small jittered backoff, one shared pause.
+"""When a request is sent again, and for how long: the one place that says so.
 
-Transient faults from proxies are short, so retries start at a fraction of a second (the
-SDK's default of 2, 4, 8, 16 s turned a 237-order sync with about 15% faults into a 90-second
-run). When the server asks for a pause (429, `Retry-After`), the tap waits as long as asked;
-every request is sent from one thread (see `transport`), so the pause holds back every
-request, not only the repeat of the one told.
+Two kinds of failure are retried, and they are told apart because they end differently:
+
+* **the server is away**: refused or dropped connections, timeouts, a 429, 502, 503 or
+  504. Deploys, load-balancer restarts and network blips last minutes, so these are
+  retried for up to `max_retry_seconds` (15 minutes by default), with jittered backoff
+  that grows to 30 s and every `Retry-After` honoured;
+* **the answer is broken**: a 500 or a 200 whose body is not what was asked for. A
+  serializer that trips over one order answers so every time, so these get `max_retries`
+  retries; then the request gives up (a detail is skipped and remembered, see `feed`).
+
+An away-failure also gives up after `max_retries` retries when the server has answered
+other requests since it started failing: then the fault is this request's, not an outage.
+A `Retry-After` pauses every thread (`Pause`), not only the one that was told.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
+import threading
 import time
 import typing as t
 
-from tap_omnitron.errors import GaveUp, OmnitronError, TransientError
+import backoff
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_omnitron.errors import GaveUp, describe, is_certificate_problem
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Generator
 
 logger = logging.getLogger("tap-omnitron")
 
-FIRST_DELAY = 0.25  # seconds
-MAX_DELAY = 8.0
-MAX_RETRY_AFTER = 300.0  # a longer pause is a failure worth reporting, not a hang
+AWAY_STATUSES = frozenset({429, 502, 503, 504})
+FIRST_DELAY = 0.5  # seconds: the first backoff is up to this long
+MAX_DELAY = 30.0  # ... and no backoff longer than this, so a healed server is found soon
 
 _T = t.TypeVar("_T")
+_WHY = "omnitron_why"  # on a failure the policy gave up on early: the reason, for the message
+
+
+class Away(RetriableAPIError):
+    """The server is unavailable or asked to wait; `retry_after` is its Retry-After, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Broken(RetriableAPIError):
+    """An answer that is not what was asked for: a 500, or a body that is not the JSON expected."""
+
+
+class Relogin(RetriableAPIError):
+    """A 401 after which the authenticator logged in again: repeat at once, with the new key."""
+
+
+# Exceptions that mean "try again": our own, and requests' for a network that failed.
+RETRIED: tuple[type[Exception], ...] = (
+    RetriableAPIError,
+    requests.exceptions.ConnectionError,  # refused, reset, dropped; TLS and proxy failures
+    requests.exceptions.Timeout,  # connect, read and `session.DeadlineExceeded`
+    requests.exceptions.ChunkedEncodingError,  # a body cut short
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class Pause:
+    """One pause for every thread: requests wait until the latest `Retry-After` has run."""
+
+    def __init__(self) -> None:
+        self._until = 0.0  # monotonic
+        self._lock = threading.Lock()
+        self.total = 0.0  # seconds paused, overlapping pauses counted once: for the summary
+
+    def extend(self, seconds: float) -> float:
+        """Pause everyone `seconds` from now (unless a pause already runs longer); returns
+        how long the caller has to wait."""
+        now = time.monotonic()
+        with self._lock:
+            end = max(self._until, now + seconds)
+            self.total += end - max(self._until, now)
+            self._until = end
+        return end - now
+
+    def wait(self) -> None:
+        while (left := self._until - time.monotonic()) > 0:
+            time.sleep(left)
 
 
 class RetryPolicy:
-    """Runs one request with bounded retries; gives up with one clear line."""
+    """The retry rules of the module docstring, as a decorator for any request."""
 
-    def __init__(self, max_retries: int) -> None:
+    def __init__(self, *, max_retries: int, max_seconds: float) -> None:
         self.max_retries = max_retries
-        self.retries = 0  # counted for the run's summary
-        self.paused = 0.0  # seconds spent waiting because a server said so (Retry-After)
-        self._paused_until = 0.0  # end of the last pause a server asked for (monotonic)
+        self.max_seconds = max_seconds
+        self.pause = Pause()
+        self.retries = 0  # for the run's summary
+        self._lock = threading.Lock()
+        self._last_answer = 0.0  # monotonic: the server last answered a request properly
 
-    def call(self, attempt: t.Callable[[int], _T], what: str) -> _T:
-        """`attempt(n)` for n = 0, 1, ... until it stops raising `TransientError`."""
-        number = 0
-        while True:
+    def answered(self) -> None:
+        """The server answered a request as asked: it is up."""
+        self._last_answer = time.monotonic()
+
+    def decorate(self, func: Callable[..., _T], what: Callable[..., str]) -> Callable[..., _T]:
+        """`func`, repeated under these rules; gives up with one `GaveUp` line.
+
+        `what(*args)` names the request for messages ("GET /api/i1/orders/").
+        """
+
+        @functools.wraps(func)
+        def call(*args: t.Any, **kwargs: t.Any) -> _T:  # noqa: ANN401
+            started = time.monotonic()
+            attempts = 0
+
+            def attempt() -> _T:
+                nonlocal attempts
+                attempts += 1
+                return func(*args, **kwargs)
+
+            retried = backoff.on_exception(
+                functools.partial(self._waits, started, what(*args)),
+                RETRIED,
+                max_tries=None,
+                giveup=is_certificate_problem,  # no retry changes a certificate
+                jitter=None,  # `_waits` jitters, except where the server said how long
+                logger=None,  # `_waits` says what it does, in one line per retry
+            )(attempt)
             try:
-                return attempt(number)
-            except TransientError as exc:
-                number += 1
-                if number > self.max_retries:
-                    tries = "1 attempt" if number == 1 else f"{number} attempts"
-                    msg = f"{what}: gave up after {tries}; last error: {exc}"
-                    raise GaveUp(msg) from None
-                delay = self._delay(exc, number)
-                self.retries += 1
-                logger.warning(
-                    "%s: %s; retry %d of %d in %.2fs", what, exc, number, self.max_retries, delay
-                )
-                time.sleep(delay)
+                return retried()
+            except RETRIED as exc:
+                if is_certificate_problem(exc):
+                    raise GaveUp(f"{what(*args)}: {describe(exc)}") from None
+                tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+                spent = time.monotonic() - started
+                why = getattr(exc, _WHY, "")
+                msg = f"{what(*args)}: gave up after {tries} in {spent:.0f} s{why}; last error: {describe(exc)}"
+                raise GaveUp(msg) from None
 
-    def _delay(self, exc: TransientError, attempt: int) -> float:
-        hint = exc.retry_after
+        return call
+
+    def _waits(self, started: float, what: str) -> Generator[float, BaseException, None]:
+        """backoff's wait generator: it is sent each failure, and answers with the wait before
+        the next attempt, or stops (gives up)."""
+        failure = yield 0.0  # primed by backoff
+        for number in range(1, 1_000_000):
+            delay = self._delay(failure, number, started)
+            if delay is None:
+                return
+            with self._lock:
+                self.retries += 1
+            logger.warning("%s: %s; retry %d in %.1f s", what, describe(failure), number, delay)
+            failure = yield delay
+
+    def _delay(self, failure: BaseException, number: int, started: float) -> float | None:
+        """Seconds to wait before attempt `number` + 1, or None to give up."""
+        if isinstance(failure, Relogin):
+            return 0.0
+        beyond_count = number > self.max_retries
+        if beyond_count and (isinstance(failure, Broken) or self._last_answer > started):
+            return None  # the answer's fault, or this request's: not an outage
+        left = self.max_seconds - (time.monotonic() - started)
+        if left <= 0:
+            return None
+        hint = failure.retry_after if isinstance(failure, Away) else None
         if hint is not None:
-            if hint > MAX_RETRY_AFTER:
-                msg = f"the server asked to wait {hint:.0f}s before retrying (Retry-After)"
-                raise OmnitronError(msg)
-            # A request sent before the last pause ended was refused for the reason that
-            # caused it: that pause covers it (pauses of 429s in flight do not add up),
-            # unless its own answer asks for longer.
-            now = time.monotonic()
-            sent = now - exc.age
-            end = max(self._paused_until, sent + hint) if sent < self._paused_until else now + hint
-            self._paused_until = max(self._paused_until, end)
-            delay = max(0.0, end - now)
-            self.paused += delay
-            return delay
-        # "Full jitter" exponential backoff: clients that failed together retry apart.
-        return random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** attempt))  # noqa: S311
+            if hint > left:
+                setattr(failure, _WHY, f" (the server asked to wait {hint:.0f} s, beyond max_retry_seconds)")
+                return None
+            return self.pause.extend(hint)
+        delay = random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** (number - 1)))  # noqa: S311
+        return min(delay, left)  # the last attempt at the end of the budget
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date."""
+    """Seconds from a `Retry-After` header, given as seconds or as an HTTP date; None if neither."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if seconds == seconds else None  # noqa: PLR0124  (NaN)

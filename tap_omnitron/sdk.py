@@ -1,14 +1,14 @@
 """The private singer-sdk members this tap relies on, in one place, each with its reason.
 
-Everything else the tap does goes through the SDK's public hooks. These four have no public
+Everything else the tap does goes through the SDK's public hooks. These have no public
 route; `tests/test_sdk.py` fails when the SDK renames one, stops calling it, or changes what
 made it necessary, and `make test-sdk-next` runs the suite against the next SDK release.
 
 | member | why no public route exists |
 |---|---|
-| `Stream._generate_record_messages` | Before a stream map sees a record, the SDK walks every nested value twice: once to prune deselected properties, once to conform types. On a detailed order (~470 keys) that cost more CPU than the rest of the tap's work on it; `TYPE_CONFORMANCE_LEVEL` only turns off the second walk. |
 | `Stream._generate_schema_messages` | The SDK rebuilds each SCHEMA through its `Schema` model, which drops `precision` and `scale`: SQL targets then make `NUMBER(38,0)` of money (Snowflake stored "107.55" as 108). |
 | `Stream._increment_stream_state` | The SDK reads the bookmark from each record's replication key, which Omnitron's documented orders do not carry (it raises `KeyError`); the orders' bookmark is the server's clock instead (see `listing`). |
+| `RESTStream._LOG_REQUEST_METRICS` | The SDK times a request in `_request` only when it succeeds at the socket level, and never the login; the tap times every request where it is sent (`session.OmnitronSession`), so the SDK's own timing is turned off to keep one `http_request_duration` line per request. |
 | `PluginBase._validate_config` | The only hook that runs before the SDK validates the settings and quotes them in its messages: the secrets are registered for scrubbing first, and the tap's own checks give one line each. |
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typing as t
 
-from singer_sdk import Stream, Tap
+from singer_sdk import RESTStream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_omnitron.errors import SettingsError
@@ -28,18 +28,17 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 PRIVATE_MEMBERS = (
-    "_generate_record_messages",
     "_generate_schema_messages",
     "_increment_stream_state",
+    "_LOG_REQUEST_METRICS",
     "_validate_config",
 )
 
 
-class StreamHooks(Stream):
+class StreamHooks(RESTStream):
     """The private stream members, each handing over to a public method of the tap's streams."""
 
-    def _generate_record_messages(self, record: dict) -> Iterator[singer.RecordMessage]:
-        return self.record_messages(record)
+    _LOG_REQUEST_METRICS = False
 
     def _generate_schema_messages(self) -> Iterator[singer.SchemaMessage]:
         for message in super()._generate_schema_messages():
@@ -47,9 +46,6 @@ class StreamHooks(Stream):
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Never from records: see `OrdersStream.get_records` for where the bookmark comes from."""
-
-    def record_messages(self, record: dict) -> Iterator[singer.RecordMessage]:
-        raise NotImplementedError
 
     def schema_message(self, message: singer.SchemaMessage) -> singer.SchemaMessage:
         raise NotImplementedError

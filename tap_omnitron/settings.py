@@ -2,22 +2,33 @@
 
 Types, minimums and `required` live in `TapOmnitron.config_jsonschema`, the one definition
 of the settings; these checks add what a schema would say badly or leak: a base URL that
-is really one, credentials in one of two forms, a start date that parses.
+is really one, credentials in one of two forms, a start date that parses, a CA bundle that
+exists, and a proxy from the environment that requests can use.
 """
 
 from __future__ import annotations
 
+import os
 import typing as t
 from urllib.parse import quote, urlsplit
 
+from requests import PreparedRequest
+from requests.exceptions import RequestException
+from requests.utils import get_auth_from_url, get_environ_proxies, select_proxy
+
 from tap_omnitron import dates
-from tap_omnitron.errors import SettingsError
+from tap_omnitron.errors import SECRETS, SettingsError
 
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_RETRY_SECONDS = 900
 DEFAULT_MAX_SKIPPED_DETAILS = 1000
 DEFAULT_LOOKBACK_SECONDS = 60
+DEFAULT_CONNECT_TIMEOUT = 10
+DEFAULT_READ_TIMEOUT = 60
+DEFAULT_REQUEST_TIMEOUT = 300
+DEFAULT_MAX_RESPONSE_MB = 64
 _API_SUFFIXES = ("/api/i1", "/api/v1", "/api")
 
 
@@ -26,7 +37,9 @@ def check(config: t.Mapping[str, t.Any]) -> None:
     if not config.get("base_url"):
         msg = "base_url is required (the Omnitron host, e.g. https://omnitron.example.com)"
         raise SettingsError(msg)
-    normalise_base_url(config["base_url"])
+    base_url = normalise_base_url(config["base_url"])
+    ca_bundle(config)
+    check_proxy(base_url)
     has_login = config.get("username") and config.get("password")
     if not config.get("api_token") and not has_login:
         if config.get("username") or config.get("password"):
@@ -78,4 +91,47 @@ def normalise_base_url(value: t.Any) -> str:  # noqa: ANN401
         if path.endswith(suffix):
             path = path[: -len(suffix)]
             break
-    return f"{parts.scheme}://{parts.netloc}{quote(path, safe='/%')}"
+    url = f"{parts.scheme}://{parts.netloc}{quote(path, safe='/%')}"
+    try:  # as requests will prepare it: an internationalised host name becomes IDNA (xn--)
+        PreparedRequest().prepare_url(url, None)
+    except (RequestException, UnicodeError, ValueError):
+        msg = f"base_url's host name {parts.hostname!r} is not a valid (internationalised) domain name"
+        raise SettingsError(msg) from None
+    return url
+
+
+def ca_bundle(config: t.Mapping[str, t.Any]) -> str | bool:
+    """What requests verifies certificates with: the `ca_bundle` setting, else
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE as requests reads them, else certifi's bundle."""
+    named = config.get("ca_bundle")
+    where = "ca_bundle" if named else "REQUESTS_CA_BUNDLE"
+    path = named or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not path:
+        return True
+    if not os.path.exists(path):
+        msg = f"cannot read the CA certificates in {path} ({where}): no such file or folder"
+        raise SettingsError(msg)
+    return str(path)
+
+
+def check_proxy(base_url: str) -> None:
+    """The proxy requests will use for `base_url`, checked now: its password joins the
+    secrets, and a URL requests cannot use is named (without its credentials)."""
+    proxy = select_proxy(base_url, get_environ_proxies(base_url))
+    if not proxy:
+        return
+    SECRETS.add(get_auth_from_url(proxy)[1])
+    try:
+        url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, _ = url.hostname, url.port
+    except ValueError:
+        host = None
+    if not host:
+        msg = (
+            "the proxy URL in the environment cannot be parsed "
+            "(characters such as # / ? in its password must be %-encoded)"
+        )
+        raise SettingsError(msg)
+    if url.scheme not in {"http", "https"}:
+        msg = f"only http:// and https:// proxies are supported (the environment names {url.scheme}://{host})"
+        raise SettingsError(msg)

@@ -1,9 +1,14 @@
 """The three streams: orders, and the order items and detailed view of each order.
 
-Each stream says what it is (name, keys, schema file) and reads what it emits from the one
-object it shares with the others, the `OrderFeed`. Orders come from `read_pages` through
-`listing`; the SDK syncs the children once per page of orders, with the context
-`{"orders_page": n}`, after the page's last order its stream maps keep.
+Each stream says what it is (name, path, keys, schema file); what they share is in
+`OmnitronStream`. Every request goes through the SDK's request path (`request_records`: the
+HTTP request, the authenticator, `request_decorator`'s retries, `validate_response`), one
+request per call of `fetch`, whatever thread calls it: detail requests and the list pages
+read ahead run in one bounded pool of threads (`api.Omnitron.executor`).
+
+Orders come from `get_records` through `listing` and `pagination`; the SDK syncs the
+children once per page of orders, with the context `{"orders_page": n}`, after the page's
+last order its stream maps keep, and they read that page from the `feed`.
 """
 
 from __future__ import annotations
@@ -13,30 +18,38 @@ import itertools
 import typing as t
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from singer_sdk import metrics
-from singer_sdk import singerlib as singer
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
 from tap_omnitron import dates, settings
-from tap_omnitron.client import DETAIL_PATH, ORDERS_PATH, a_page
+from tap_omnitron.api import DETAIL_PATH, ORDERS_PATH, Answer, Unauthorized, a_page, an_order, read
+from tap_omnitron.errors import AuthenticationError, not_the_sdks_failure_line
 from tap_omnitron.listing import FUTURE, Listing, Pass, Plan, Resume, probe_params
 from tap_omnitron.pagination import Page, not_a_list, read_pages
 from tap_omnitron.records import Preparer, restore_decimal_bounds
+from tap_omnitron.retry import Relogin
 from tap_omnitron.sdk import StreamHooks
+from tap_omnitron.session import user_agent
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
+    from concurrent.futures import Future
 
+    import requests
     from singer_sdk import Tap
+    from singer_sdk import singerlib as singer
     from singer_sdk.helpers.types import Context
 
-    from tap_omnitron.client import Answer, OmnitronClient
+    from tap_omnitron.api import Omnitron, Shape
     from tap_omnitron.feed import OrderFeed
     from tap_omnitron.progress import Progress
 
 
 SKIPPED = "skipped_details"  # in the orders' STATE: order ids whose detail a run could not fetch
+_ANSWER = "omnitron_answer"  # where `validate_response` leaves the checked answer for `parse_response`
 
 
 def _schema_dir() -> Path:
@@ -46,20 +59,42 @@ def _schema_dir() -> Path:
 
 
 class OmnitronStream(StreamHooks):
-    """What the streams share: a schema file, the feed, exact decimals, no secrets."""
+    """What the streams share: the request path, a schema file, exact decimals, no secrets."""
 
     schema = StreamSchema(SchemaDirectory(_schema_dir()))
+    allow_redirects = False  # a redirect would carry the token elsewhere: see `api.read`
+    # Only the top level is conformed (unknown properties dropped, with the SDK's warning):
+    # records are parsed JSON already, and a detailed order has hundreds of nested keys.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+    shape: t.ClassVar[Shape]  # what a good answer of this stream's endpoint looks like
 
-    def __init__(self, tap: Tap, *, feed: OrderFeed, progress: Progress) -> None:
+    def __init__(self, tap: Tap, *, api: Omnitron, feed: OrderFeed, progress: Progress) -> None:
         super().__init__(tap)
+        self.api = api
         self.feed = feed
         self.progress = progress
-        self._unknown_reported: set[str] = set()  # property names already warned about
         self._bounded: set[int] = set()  # schemas whose decimals have their bounds back
+        self.logger.addFilter(not_the_sdks_failure_line)
 
     @property
-    def client(self) -> OmnitronClient:
-        return self.feed.client
+    def url_base(self) -> str:
+        return self.api.base_url
+
+    @property
+    def requests_session(self) -> requests.Session:
+        return self.api.session
+
+    @property
+    def authenticator(self) -> t.Any:  # noqa: ANN401
+        return self.api.auth
+
+    @property
+    def timeout(self) -> tuple[float, float]:  # type: ignore[override]  # requests takes (connect, read)
+        return self.api.limits.connect_timeout, self.api.limits.read_timeout
+
+    @cached_property
+    def user_agent(self) -> str:
+        return user_agent()
 
     @property
     def emit_activate_version_messages(self) -> bool:
@@ -67,34 +102,50 @@ class OmnitronStream(StreamHooks):
         the whole table (it would delete the rows of every other page)."""
         return False
 
+    def get_new_paginator(self) -> None:
+        """One request per `fetch`: list pages are followed by `pagination.read_pages`."""
+        return
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:  # noqa: ANN401, ARG002
+        return dict((context or {}).get("params", {}))
+
+    def request_decorator(self, func: Callable) -> Callable:
+        """The retry rules of `retry`, the same for every request of every stream."""
+        return self.api.retry.decorate(func, _what)
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Judge the answer (`api.read`); a 401 is worth one new login, when there is one."""
+        what = f"{response.request.method} {urlsplit(response.url).path}"
+        try:
+            answer = read(response, what, self.shape)
+        except Unauthorized as exc:
+            if self.api.auth.renew(response.request):
+                raise Relogin(str(exc)) from None
+            hint = (
+                "the login key was refused even after logging in again"
+                if self.api.auth.can_login
+                else "check the api_token setting"
+            )
+            raise AuthenticationError(f"{exc}: {hint}") from None
+        self.api.retry.answered()
+        self.api.auth.accepted()
+        setattr(response, _ANSWER, answer)
+
+    def parse_response(self, response: requests.Response) -> Iterator[Answer]:  # type: ignore[override]
+        yield getattr(response, _ANSWER)
+
+    def get_http_request_counter(self) -> metrics.Counter:
+        """Requests are counted where they are sent (`session.OmnitronSession`), every attempt
+        and the login included; the SDK's counter here would count successful calls only."""
+        return _Uncounted()
+
+    def fetch(self, context: Context) -> Answer:
+        """One request of this stream, through the SDK's request path."""
+        return next(iter(self.request_records(context)))
+
     @cached_property
     def prepare(self) -> Preparer:
         return Preparer(self.schema, redact=self.config.get("redact_secrets", True))
-
-    def record_messages(self, record: dict) -> Iterator[singer.RecordMessage]:
-        """The stream maps' records, once properties the catalog does not know or does not
-        select are dropped. Parsed JSON is of JSON types already: nothing to conform."""
-        if unknown := record.keys() - self._known_properties:
-            record = {k: v for k, v in record.items() if k not in unknown}
-            if not unknown <= self._unknown_reported:
-                self._unknown_reported |= unknown
-                self.logger.warning(
-                    "Properties %s are not in the catalog schema of '%s'; not emitted.",
-                    sorted(unknown), self.name,
-                )
-        if self._deselects_properties:
-            record = _selected(record, self.mask, ())
-        extracted = datetime.datetime.now(datetime.timezone.utc)
-        counted = False
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                if not counted:
-                    self.progress.records[self.name] += 1
-                    counted = True
-                yield singer.RecordMessage(
-                    stream=stream_map.stream_alias, record=mapped, time_extracted=extracted
-                )
 
     def schema_message(self, message: singer.SchemaMessage) -> singer.SchemaMessage:
         """The SDK's SCHEMA message, with each decimal's `precision` and `scale` put back.
@@ -107,37 +158,34 @@ class OmnitronStream(StreamHooks):
             self._bounded.add(id(message.schema))
         return message
 
-    @cached_property
-    def _known_properties(self) -> frozenset[str]:
-        return frozenset(self.effective_schema.get("properties", {}))
 
-    @cached_property
-    def _deselects_properties(self) -> bool:
-        return not all(self.mask[breadcrumb] for breadcrumb in self.metadata)
+def _what(prepared: requests.PreparedRequest, *_: t.Any) -> str:  # noqa: ANN401
+    """"GET /api/i1/orders/": a request, for messages (its query is left out)."""
+    return f"{prepared.method} {urlsplit(prepared.url or '').path}"
 
 
-def _selected(record: dict, mask: singer.SelectionMask, breadcrumb: tuple) -> dict:
-    """A copy of `record` without the properties the catalog deselects, at any depth.
+class _Uncounted(metrics.Counter):
+    def __init__(self) -> None:
+        super().__init__(metrics.Metric.HTTP_REQUEST_COUNT)
 
-    A copy: the record's nested lists (an order's items) are read again by child streams.
-    """
-    kept = {}
-    for name, value in record.items():
-        path = (*breadcrumb, "properties", name)
-        if mask[path]:
-            kept[name] = _selected(value, mask, path) if isinstance(value, dict) else value
-    return kept
+    def increment(self, value: int = 1) -> None:
+        pass
+
+    def exit(self) -> None:
+        pass
 
 
 class OrdersStream(OmnitronStream):
     """Orders, read as `listing` explains; the bookmark is the server's clock at the start."""
 
     name = "orders"
+    path = ORDERS_PATH
     primary_keys = ("id",)
     replication_key = "modified_date"
+    shape = staticmethod(a_page)
 
-    def __init__(self, tap: Tap, *, feed: OrderFeed, progress: Progress) -> None:
-        super().__init__(tap, feed=feed, progress=progress)
+    def __init__(self, tap: Tap, **shared: t.Any) -> None:
+        super().__init__(tap, **shared)
         self._page_numbers = itertools.count(1)  # across passes: each page its own context
         self._closing: tuple[t.Any, int] | None = None  # (last kept order, its page number)
 
@@ -147,9 +195,9 @@ class OrdersStream(OmnitronStream):
 
     def compare_start_date(self, value: str, start_date_value: str) -> str:
         """The later of the bookmark and `start_date`, read as dates whatever their form."""
-        return max(value, start_date_value, key=dates.parse)
+        return t.cast("str", dates.canonical(max(value, start_date_value, key=dates.parse)))
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
+    def get_records(self, context: Context | None) -> Iterator[dict]:  # noqa: ARG002
         self._fetch_skipped_details()
         resume = Resume.load(self.stream_state, self._since())
         plan = self._plan(resume)
@@ -157,10 +205,9 @@ class OrdersStream(OmnitronStream):
         params = {"limit": self.config.get("page_size", settings.DEFAULT_PAGE_SIZE), "sort": "id"}
         if plan.since:
             params["modified_date__gte"] = plan.since
-        with metrics.http_request_counter(self.name, endpoint=ORDERS_PATH) as requests:
-            for current in listing.passes():
-                pages = read_pages(self.client, params, ahead=self._pages_ahead(current))
-                yield from self._emit(pages, listing, current, requests)
+        for current in listing.passes():
+            pages = read_pages(self._request_page, params, ahead=self._pages_ahead(current))
+            yield from self._emit(pages, listing, current)
         Resume.clear(self.stream_state)
         self._keep_skipped()
         if plan.bookmarkable:
@@ -175,18 +222,18 @@ class OrdersStream(OmnitronStream):
         if self._closing is not None and record.get("id") == self._closing[0]:
             yield {"orders_page": self._closing[1]}
 
-    def _emit(
-        self, pages: Iterator[Page], listing: Listing, current: Pass, requests: metrics.Counter
-    ) -> Iterator[dict]:
+    def _request_page(self, params: dict[str, t.Any]) -> Future[Answer]:
+        return self.api.executor.submit(self.fetch, {"params": params})
+
+    def _emit(self, pages: Iterator[Page], listing: Listing, current: Pass) -> Iterator[dict]:
         """Each page's new orders; the page after is read (and its details requested) first,
-        so that connections never wait for a page's records to be written."""
+        so that the pool of threads never waits for a page's records to be written."""
         previous = None
         for page in pages:
-            requests.increment()
             orders = [self.prepare(record) for record in listing.select(current, page)]
             kept = [order for order in orders if self.stream_maps[0].get_filter_result(order)]
             number = next(self._page_numbers)
-            self.feed.publish(number, kept, details=self._details is not None)
+            self.feed.publish(number, kept, details=self._details)
             if previous is not None:
                 yield from self._release(listing, *previous)
             previous = (page, number, orders, kept)
@@ -210,7 +257,7 @@ class OrdersStream(OmnitronStream):
         if self.feed.skipped and self._details is not None:
             number = next(self._page_numbers)
             self.logger.info("Asking first for %d order details skipped by an earlier run.", len(self.feed.skipped))
-            self.feed.publish_skipped(number)
+            self.feed.publish_skipped(number, self._details)
             self._details.sync(context={"orders_page": number})
             self.feed.retire(number)
             self._keep_skipped()
@@ -255,32 +302,33 @@ class OrdersStream(OmnitronStream):
         return Plan(since, resume.signpost, bookmarkable, top_id)
 
     def _since(self) -> str | None:
-        """The lower bound of this run: the bookmark less `lookback_seconds`, or `start_date`.
+        """The lower bound of this run: the SDK's starting value (the later of the bookmark
+        and `start_date`), less `lookback_seconds` when it is the bookmark.
 
         The lookback re-reads changes stamped just before the last run began but committed
         after it read the list, or stamped by an app server whose clock runs behind.
         """
-        bounds = []
-        if self.stream_state.get("replication_key") == self.replication_key and (
-            bookmark := self.stream_state.get("replication_key_value")
-        ):
-            lookback = datetime.timedelta(seconds=float(self.config.get("lookback_seconds", settings.DEFAULT_LOOKBACK_SECONDS)))
-            bounds.append(dates.parse(bookmark) - lookback)
-        if start := self.config.get("start_date"):
-            bounds.append(dates.parse(start))
-        return dates.canonical(max(bounds)) if bounds else None
+        start = self.get_starting_timestamp(None)
+        if start is None:
+            return None
+        if self.stream_state.get("replication_key_value"):
+            lookback = float(self.config.get("lookback_seconds", settings.DEFAULT_LOOKBACK_SECONDS))
+            start -= datetime.timedelta(seconds=lookback)
+            if start_date := self.config.get("start_date"):
+                start = max(start, dates.parse(start_date))
+        return dates.canonical(start)
 
     def _probe(self, *, sort: str, since: str | None) -> Answer:
-        answer = self.client.get(ORDERS_PATH, probe_params(sort=sort, since=since), shape=a_page)
+        answer = self.fetch({"params": probe_params(sort=sort, since=since)})
         if not answer.found:
             raise not_a_list(answer)
         return answer
 
     def _pages_ahead(self, current: Pass) -> int:
-        """List pages requested early: one while details fill the connections (the first
-        pass), as many as `max_concurrency` when passes mostly read the list; none at 1."""
-        in_flight = self.client.max_in_flight
-        return 0 if in_flight == 1 else 1 if current.number == 1 else in_flight - 1
+        """List pages requested early: one while details fill the pool (the first pass), as
+        many as `max_concurrency` when passes mostly read the list; none at 1."""
+        in_flight = self.api.max_concurrency
+        return 0 if in_flight == 1 else 1 if current.number == 1 and self._details else in_flight
 
     def _local_clock(self) -> str:
         self.logger.warning("No usable Date header; the bookmark is taken from the local clock.")
@@ -307,6 +355,7 @@ class OrderItemsStream(_OrderChild):
 
     name = "order_items"
     primary_keys = ("id",)
+    shape = staticmethod(a_page)  # never requested
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         for order_id, item in self.feed.items(t.cast("dict", context)["orders_page"]):
@@ -317,21 +366,25 @@ class OrderDetailsStream(_OrderChild):
     """One fully expanded order per request; the feed keeps `max_concurrency` in flight."""
 
     name = "order_details"
+    path = DETAIL_PATH
     primary_keys = ("pk",)
+    shape = staticmethod(an_order)
+
+    def request_detail(self, order_id: t.Any) -> Future[Answer]:  # noqa: ANN401
+        """Start the request for one order's detail, in the pool of threads."""
+        return self.api.executor.submit(self.fetch, {"order_id": quote(str(order_id), safe="")})
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        with metrics.http_request_counter(self.name, endpoint=DETAIL_PATH) as requests:
-            for detail in self.feed.details(t.cast("dict", context)["orders_page"]):
-                requests.increment()
-                if detail.answer is None:
-                    self.logger.error(
-                        "Order %s: its detail is skipped, and asked for again next run: %s",
-                        detail.order_id, detail.error,
-                    )
-                elif detail.answer.found:
-                    yield self.prepare(detail.answer.body)
-                else:
-                    self.progress.gone += 1
-                    self.logger.warning(
-                        "Skipping an order that is gone: %s answered 404 (not found)", detail.answer.what
-                    )
+        for detail in self.feed.details(t.cast("dict", context)["orders_page"]):
+            if detail.answer is None:
+                self.logger.error(
+                    "Order %s: its detail is skipped, and asked for again next run: %s",
+                    detail.order_id, detail.error,
+                )
+            elif detail.answer.found:
+                yield self.prepare(detail.answer.body)
+            else:
+                self.progress.gone += 1
+                self.logger.warning(
+                    "Skipping an order that is gone: %s answered 404 (not found)", detail.answer.what
+                )

@@ -11,7 +11,7 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_omnitron import progress, settings, streams
-from tap_omnitron.client import OmnitronClient
+from tap_omnitron.api import Omnitron
 from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
 from tap_omnitron.feed import OrderFeed
 from tap_omnitron.output import BlockWriter
@@ -107,8 +107,8 @@ class TapOmnitron(TapHooks):
             default=settings.DEFAULT_MAX_CONCURRENCY,
             title="Max concurrency",
             description=(
-                "Order detail requests in flight at once, over keep-alive connections; "
-                "1 sends one request at a time."
+                "Requests in flight at once (order details, and list pages read ahead), over "
+                "pooled keep-alive connections; 1 sends one request at a time."
             ),
         ),
         th.Property(
@@ -117,8 +117,63 @@ class TapOmnitron(TapHooks):
             default=settings.DEFAULT_MAX_RETRIES,
             title="Max retries",
             description=(
-                "Retries of one request after 429, 5xx, dropped connections, timeouts or "
-                "a malformed body, before the sync fails."
+                "Retries of a request whose answer is broken (a 500, a body that is not the "
+                "expected JSON), or that keeps failing while the server answers others; then "
+                "an order's detail is skipped and a list page ends the run."
+            ),
+        ),
+        th.Property(
+            "max_retry_seconds",
+            th.NumberType(minimum=0),
+            default=settings.DEFAULT_MAX_RETRY_SECONDS,
+            title="Max retry seconds",
+            description=(
+                "How long one request is retried while the server is away (refused or dropped "
+                "connections, timeouts, 429, 502, 503, 504), honouring Retry-After; an outage "
+                "longer than this ends the run with a resumable state."
+            ),
+        ),
+        th.Property(
+            "connect_timeout",
+            th.NumberType(minimum=0.001),
+            default=settings.DEFAULT_CONNECT_TIMEOUT,
+            title="Connect timeout",
+            description="Seconds to wait for a connection (and a TLS handshake) to the server or proxy.",
+        ),
+        th.Property(
+            "read_timeout",
+            th.NumberType(minimum=0.001),
+            default=settings.DEFAULT_READ_TIMEOUT,
+            title="Read timeout",
+            description="Seconds to wait for the server to send anything, between any two reads.",
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType(minimum=0.001),
+            default=settings.DEFAULT_REQUEST_TIMEOUT,
+            title="Request timeout",
+            description=(
+                "Seconds one request may take in all, its answer read in full; a server that "
+                "drips its answer is abandoned after this and the request retried."
+            ),
+        ),
+        th.Property(
+            "max_response_mb",
+            th.IntegerType(minimum=1),
+            default=settings.DEFAULT_MAX_RESPONSE_MB,
+            title="Max response MB",
+            description=(
+                "Largest answer accepted, in MiB once decompressed (counted while it is read); "
+                "a larger order detail is skipped and remembered, a larger list page ends the run."
+            ),
+        ),
+        th.Property(
+            "ca_bundle",
+            th.StringType,
+            title="CA bundle",
+            description=(
+                "A PEM file (or a hashed folder) of the CAs to trust for https, for a private CA. "
+                "Absent: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's bundle."
             ),
         ),
         th.Property(
@@ -179,8 +234,8 @@ class TapOmnitron(TapHooks):
             settings.check(self.config)
 
     @cached_property
-    def client(self) -> OmnitronClient:
-        return OmnitronClient(self.config)
+    def api(self) -> Omnitron:
+        return Omnitron(self.config)
 
     @cached_property
     def progress(self) -> Progress:
@@ -189,10 +244,10 @@ class TapOmnitron(TapHooks):
     @cached_property
     def feed(self) -> OrderFeed:
         max_skipped = self.config.get("max_skipped_details", settings.DEFAULT_MAX_SKIPPED_DETAILS)
-        return OrderFeed(self.client, max_skipped=int(max_skipped))
+        return OrderFeed(max_skipped=int(max_skipped))
 
     def discover_streams(self) -> list[Stream]:
-        shared = {"feed": self.feed, "progress": self.progress}
+        shared = {"api": self.api, "feed": self.feed, "progress": self.progress}
         return [
             streams.OrdersStream(self, **shared),
             streams.OrderItemsStream(self, **shared),
@@ -216,12 +271,13 @@ class TapOmnitron(TapHooks):
             finished = True
         finally:
             self.message_writer.flush()  # records of a failed sync too: no STATE covers them
-            self.client.close()
+            self.api.close()
             bookmark = self.state.get("bookmarks", {}).get("orders", {}).get("replication_key_value")
-            retry = self.client.retry
+            retry = self.api.retry
             self.progress.summary(
-                ok=finished, requests=self.client.requests, retries=retry.retries,
-                paused=retry.paused, skipped=len(self.feed.skipped), bookmark=bookmark,
+                ok=finished, records=self.message_writer.records, requests=self.api.session.sent,
+                retries=retry.retries, paused=retry.pause.total, skipped=len(self.feed.skipped),
+                bookmark=bookmark,
             )
         if self.feed.skipped and self.config.get("fail_on_skipped_details", False):
             ids = ", ".join(map(str, sorted(self.feed.skipped)))

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 
 import pytest
 
+import requests
+
 from conftest import config_for
 from helpers import PRIMARY_KEYS, run_tap
-from tap_omnitron.client import Answer, OmnitronClient, a_page
-from tap_omnitron.errors import SECRETS, OmnitronError, TransientError
+from tap_omnitron.api import Answer, a_page, read
+from tap_omnitron.errors import SECRETS, GaveUp, OmnitronError
 from tap_omnitron.pagination import PageNumbers
-from tap_omnitron.retry import RetryPolicy, retry_after
-from tap_omnitron.transport import HttpResponse
+from tap_omnitron.retry import Away, Broken, Pause, RetryPolicy, retry_after
 
 ALL_FAULTS = ["429", "500", "502", "503", "504", "drop", "html200", "truncated"]
 
@@ -38,14 +40,13 @@ def test_faulty_server_gives_exactly_the_clean_records(shaped_factory) -> None:
 @pytest.mark.parametrize(
     ("kind", "last_error"),
     [
-        ("502", "last error: HTTP 502 Bad Gateway"),
-        ("503", "last error: HTTP 503 Service Unavailable"),
-        ("drop", "last error: connection failed or dropped"),
+        ("500", "last error: HTTP 500 Internal Server Error"),
         ("html200", "last error: HTTP 200 with a body that is not valid JSON (text/html)"),
         ("truncated", "last error: HTTP 200 with a body that is not valid JSON"),
     ],
 )
-def test_persistent_fault_ends_in_one_clear_line(sandbox_factory, kind, last_error) -> None:
+def test_a_persistently_broken_answer_ends_in_one_clear_line(sandbox_factory, kind, last_error) -> None:
+    """The answer's fault: `max_retries` retries, then one line, whatever the time budget."""
     sandbox = sandbox_factory(orders=5, fault_rate=1.0, fault_kinds=[kind])
     started = time.monotonic()
     run = run_tap(config_for(sandbox, max_retries=2))
@@ -53,25 +54,51 @@ def test_persistent_fault_ends_in_one_clear_line(sandbox_factory, kind, last_err
     assert run.returncode != 0
     assert len(run.error_lines) == 1, run.stderr
     line = run.error_lines[0]
-    assert line.startswith("tap-omnitron: error: GET /api/i1/orders/: gave up after 3 attempts")
+    assert line.startswith("tap-omnitron: error: GET /api/i1/orders/: gave up after 3 attempts in ")
     assert last_error in line
     assert sandbox.request_count == 3  # noqa: PLR2004
     assert sandbox.api_token not in run.stderr
+    assert "Traceback" not in run.stderr
     assert not run.records("orders"), "nothing from a bad body may be emitted"
 
 
-def answer(status: int, body: bytes, headers: dict | None = None, elapsed: float = 0.0) -> HttpResponse:
-    """An HTTP answer as the transport hands it to the client."""
-    return HttpResponse(status, "", headers or {"content-type": "application/json"}, body, elapsed)
+@pytest.mark.parametrize(
+    ("kind", "last_error"),
+    [
+        ("502", "last error: HTTP 502 Bad Gateway"),
+        ("503", "last error: HTTP 503 Service Unavailable"),
+        ("drop", "last error: the server closed the connection without an answer"),
+    ],
+)
+def test_a_server_away_for_longer_than_max_retry_seconds_ends_in_one_clear_line(
+    sandbox_factory, kind, last_error
+) -> None:
+    """An outage is retried in time, not in count: `max_retries` does not stop it early."""
+    sandbox = sandbox_factory(orders=5, fault_rate=1.0, fault_kinds=[kind])
+    started = time.monotonic()
+    run = run_tap(config_for(sandbox, max_retries=1, max_retry_seconds=3))
+    elapsed = time.monotonic() - started
+    assert 2 < elapsed < 15  # noqa: PLR2004
+    assert run.returncode != 0
+    assert len(run.error_lines) == 1, run.stderr
+    assert re.match(r"tap-omnitron: error: GET /api/i1/orders/: gave up after \d+ attempts in [23] s;", run.error_lines[0])
+    assert last_error in run.error_lines[0]
+    assert sandbox.request_count > 2  # noqa: PLR2004  (more than max_retries allows)
+    assert "Traceback" not in run.stderr
 
 
-@pytest.fixture
-def client() -> OmnitronClient:
-    return OmnitronClient({"base_url": "https://omnitron.example.com", "api_token": "t0ken-value"})
+def response(status: int, body: bytes, headers: dict | None = None) -> requests.Response:
+    """An HTTP answer as requests hands it to the tap."""
+    answer = requests.Response()
+    answer.status_code = status
+    answer._content = body  # noqa: SLF001  (requests' own field for a body read in full)
+    answer.headers.update(headers or {"Content-Type": "application/json"})
+    answer.url = "https://omnitron.example.com/api/i1/orders/"
+    return answer
 
 
-def check(client: OmnitronClient, response: HttpResponse) -> Answer:
-    return client.check(response, "GET /api/i1/orders/", a_page)
+def read_page(answer: requests.Response) -> Answer:
+    return read(answer, "GET /api/i1/orders/", a_page)
 
 
 @pytest.mark.parametrize(
@@ -87,22 +114,38 @@ def check(client: OmnitronClient, response: HttpResponse) -> Answer:
         (403, b'{"detail": "You do not have permission."}', "HTTP 403: You do not have permission."),
     ],
 )
-def test_other_client_errors_quote_the_server(client, status, body, message) -> None:
+def test_other_client_errors_quote_the_server(status, body, message) -> None:
     with pytest.raises(OmnitronError) as raised:
-        check(client, answer(status, body))
+        read_page(response(status, body))
     assert message in str(raised.value)
 
 
-def test_a_404_is_left_to_the_caller_and_page_one_missing_is_an_error(client) -> None:
-    missing = check(client, answer(404, b'{"detail": "Not found."}'))
+def test_a_404_is_left_to_the_caller_and_page_one_missing_is_an_error() -> None:
+    missing = read_page(response(404, b'{"detail": "Not found."}'))
     assert not missing.found
     with pytest.raises(OmnitronError, match=r"GET /api/i1/orders/ answered 404 \(not found\): check base_url"):
         PageNumbers().advance(missing)
 
 
-def test_a_list_where_an_object_belongs_is_retried(client) -> None:
-    with pytest.raises(TransientError, match="expected an object with a 'results' list"):
-        check(client, answer(200, b"[1, 2]"))
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[1, 2]", "expected an object with a 'results' list"),
+        (b'{"results": [1, 2]}', "expected a 'results' list of objects"),
+        (b'{"results": []', "not valid JSON"),
+    ],
+)
+def test_a_body_of_the_wrong_shape_is_broken_and_retried(body, problem) -> None:
+    with pytest.raises(Broken, match=re.escape(problem)):
+        read_page(response(200, body))
+
+
+def test_a_server_message_is_quoted_on_one_printable_line() -> None:
+    body = b'{"detail": "line one\\r\\nX-Injected: 1\\u001b[31m"}'
+    with pytest.raises(OmnitronError) as raised:
+        read_page(response(400, body))
+    assert "\r" not in str(raised.value)
+    assert "\x1b" not in str(raised.value)
 
 
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
@@ -111,44 +154,36 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     in_two_seconds = email.utils.formatdate(time.time() + 2, usegmt=True)
     assert 0 < retry_after(in_two_seconds) <= 2  # noqa: PLR2004
     assert retry_after("soon") is None
+    assert retry_after("nan") is None
     assert retry_after(None) is None
 
 
-def test_a_huge_retry_after_is_an_error_not_a_hang(client) -> None:
-    policy = RetryPolicy(max_retries=3)
-    throttled = answer(429, b"{}", {"retry-after": "86400"})
+def test_a_retry_after_beyond_the_time_budget_gives_up_at_once() -> None:
+    policy = RetryPolicy(max_retries=3, max_seconds=60)
 
-    def send(_: int) -> Answer:
-        return check(client, throttled)
+    def throttled() -> None:
+        raise Away("HTTP 429 Too Many Requests", retry_after=86400)
 
-    with pytest.raises(OmnitronError, match="asked to wait 86400s"):
-        policy.call(send, "GET /x/")
+    started = time.monotonic()
+    with pytest.raises(GaveUp, match="the server asked to wait 86400 s, beyond max_retry_seconds"):
+        policy.decorate(throttled, lambda: "GET /x/")()
+    assert time.monotonic() - started < 1
 
 
-def test_a_server_quoting_the_token_back_does_not_leak_it(client) -> None:
+def test_a_server_quoting_the_token_back_does_not_leak_it() -> None:
     body = b'{"detail": "Token t0ken-value is not valid for this channel."}'
     SECRETS.add("t0ken-value")  # as the tap does with its settings before any request
     with pytest.raises(OmnitronError) as raised:
-        check(client, answer(400, body))
+        read_page(response(400, body))
     assert "t0ken-value" not in str(raised.value)
     assert "Token *** is not valid" in str(raised.value)
 
 
-def test_a_429_in_flight_waits_for_the_pause_it_shares_or_longer_if_told(client) -> None:
-    policy = RetryPolicy(max_retries=1)
-
-    def waited(retry_after: str, sent_ago: float) -> float:
-        throttled = answer(429, b"{}", {"retry-after": retry_after}, elapsed=sent_ago)
-
-        def send(attempt: int) -> Answer:
-            return check(client, throttled if attempt == 0 else answer(200, b'{"results": []}'))
-
-        started = time.monotonic()
-        policy.call(send, "GET /x/")
-        return time.monotonic() - started
-
-    assert 0.3 <= waited("0.3", sent_ago=0) < 0.6  # noqa: PLR2004  (the first pause)
-    # Sent before that pause ended: it is covered, no second pause ...
-    assert waited("0.3", sent_ago=0.5) < 0.15  # noqa: PLR2004
-    # ... unless its own answer asks for longer than the pause that covers it.
-    assert waited("1.5", sent_ago=0.5) >= 0.9  # noqa: PLR2004
+def test_pauses_in_flight_share_one_window_unless_one_asks_for_longer() -> None:
+    pause = Pause()
+    assert 0.29 < pause.extend(0.3) <= 0.3  # noqa: PLR2004  (the first pause)
+    # Asked again while it runs: no second pause on top of it ...
+    assert pause.extend(0.1) <= 0.3  # noqa: PLR2004
+    # ... unless the answer asks for longer than what is left.
+    assert 0.9 < pause.extend(1.0) <= 1.0  # noqa: PLR2004
+    assert 0.99 < pause.total <= 1.01  # noqa: PLR2004  (seconds paused, counted once)

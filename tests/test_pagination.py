@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tap_omnitron.client import Answer, decode_json
+from tap_omnitron.api import Answer, decode_json
 from tap_omnitron.errors import OmnitronError
 from tap_omnitron.pagination import MAX_REWINDS, PageNumbers, next_page_number
 

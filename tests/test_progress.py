@@ -85,7 +85,7 @@ def test_the_summary_says_what_the_run_did_and_cost(sandbox_factory) -> None:
 
 def test_a_failed_run_still_closes_with_a_summary(sandbox_factory) -> None:
     sandbox = sandbox_factory(orders=5, fault_rate=1.0, fault_kinds=["502"])
-    run = run_tap(config_for(sandbox, max_retries=1))
+    run = run_tap(config_for(sandbox, max_retry_seconds=1))
     assert run.returncode != 0
     [summary] = lines(run, SUMMARY)
     assert summary.group(1) == "Stopped"

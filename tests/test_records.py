@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_omnitron import dates
-from tap_omnitron.client import decode_json
+from tap_omnitron.api import decode_json
 from tap_omnitron.records import (
     REDACTED,
     decimal_plan,

@@ -261,7 +261,7 @@ def test_a_change_committed_late_is_read_within_the_lookback(shaped_factory) -> 
 def test_a_base_url_with_a_wrong_path_is_one_clear_line(sandbox) -> None:
     run = run_tap(config_for(sandbox, base_url=sandbox.url + "/shop"))
     assert run.returncode == 1
-    assert run.error_lines == ["tap-omnitron: error: GET /api/i1/orders/ answered 404 (not found): check base_url"]
+    assert run.error_lines == ["tap-omnitron: error: GET /shop/api/i1/orders/ answered 404 (not found): check base_url"]
 
 
 def test_details_that_all_answer_404_are_an_error_not_an_empty_table(sandbox_factory) -> None:

@@ -1,0 +1,182 @@
+"""Omnitron's API as the tap uses it: its paths, what a good answer is, and what the streams share.
+
+`read` is the one judge of an answer: a checked `Answer` with the decoded JSON, a 404 for
+the caller to weigh, or the error it stands for (retried or not, see `retry`). Bodies are
+decoded with every non-integer number as `Decimal`: money never meets a float.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from urllib.parse import urljoin, urlsplit
+
+import msgspec
+
+from tap_omnitron import settings
+from tap_omnitron.auth import LOGIN_PATH, TokenAuth
+from tap_omnitron.errors import OmnitronError, server_detail
+from tap_omnitron.retry import AWAY_STATUSES, Away, Broken, RetryPolicy, retry_after
+from tap_omnitron.session import MIB, Limits, OmnitronSession
+
+if t.TYPE_CHECKING:
+    import requests
+
+API_PATH = "/api/i1"
+ORDERS_PATH = f"{API_PATH}/orders/"
+DETAIL_PATH = f"{API_PATH}/orders_integration/{{order_id}}/detailed_integration/"
+
+Shape = t.Callable[[t.Any], "str | None"]  # what is wrong with a decoded body, or None
+
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_json(content: bytes) -> t.Any:  # noqa: ANN401
+    """Parse JSON with every non-integer number as `Decimal`."""
+    return _decoder.decode(content)
+
+
+def a_page(body: t.Any) -> str | None:  # noqa: ANN401
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        return "expected an object with a 'results' list"
+    if not all(isinstance(order, dict) for order in body["results"]):
+        return "expected a 'results' list of objects"
+    return None
+
+
+def an_order(body: t.Any) -> str | None:  # noqa: ANN401
+    if not isinstance(body, dict) or "pk" not in body:
+        return "expected an order object with a 'pk'"
+    return None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A checked answer: the decoded JSON of a 200, or a 404 (`body` None) for the caller."""
+
+    what: str  # "GET /api/i1/orders/", for messages
+    status: int
+    body: t.Any
+    date: str | None  # the server's Date header
+
+    @property
+    def found(self) -> bool:
+        return self.status != 404  # noqa: PLR2004
+
+
+class Unauthorized(OmnitronError):
+    """A 401: the stream decides whether a new login can help."""
+
+
+def read(response: requests.Response, what: str, shape: Shape) -> Answer:
+    """The `Answer` a response stands for, or the error it is (see the module docstring)."""
+    status = response.status_code
+    if status in AWAY_STATUSES:
+        raise Away(f"HTTP {status} {_reason(response)}".strip(), retry_after=retry_after(response.headers.get("Retry-After")))
+    if status >= 500:  # noqa: PLR2004
+        raise Broken(f"HTTP {status} {_reason(response)}".strip())
+    date = response.headers.get("Date")
+    if status == 404:  # noqa: PLR2004
+        return Answer(what, status, None, date)
+    if 300 <= status < 400:  # noqa: PLR2004  (not followed: it would carry the token along)
+        location = urljoin(response.url, response.headers.get("Location") or "")
+        moved = urlsplit(location)._replace(query="", fragment="").geturl()
+        raise OmnitronError(f"{what} answered {status}, moved to {moved}: check base_url")
+    if status == 401:  # noqa: PLR2004
+        raise Unauthorized(f"{what} answered 401 ({server_detail(response.content) or 'unauthorized'})")
+    if status != 200:  # noqa: PLR2004
+        detail = server_detail(response.content) or _reason(response)
+        raise OmnitronError(f"{what} answered HTTP {status}: {detail}")
+    try:
+        body = decode_json(response.content)
+    except msgspec.DecodeError:
+        content_type = response.headers.get("Content-Type", "no content type").split(";")[0][:60]
+        raise Broken(f"HTTP 200 with a body that is not valid JSON ({content_type})") from None
+    if problem := shape(body):
+        raise Broken(f"HTTP 200 with an unexpected body: {problem}")
+    return Answer(what, status, body, date)
+
+
+def _reason(response: requests.Response) -> str:
+    """The status line's reason, if it is plain text (a server may send anything there)."""
+    reason = response.reason if isinstance(response.reason, str) else ""
+    return reason if re.fullmatch(r"[A-Za-z \-]{0,40}", reason) else ""
+
+
+def endpoint(path: str) -> tuple[str, str]:
+    """(stream, endpoint) for a request path: the tags of its metrics."""
+    if path.endswith(LOGIN_PATH):
+        return "login", LOGIN_PATH
+    if path.endswith(ORDERS_PATH):
+        return "orders", ORDERS_PATH
+    if "/orders_integration/" in path:
+        return "order_details", DETAIL_PATH
+    return "unknown", path
+
+
+class Omnitron:
+    """What every stream shares: where Omnitron is, one session, one token, one retry policy
+    and one pool of threads for the requests in flight.
+
+    Nothing is opened before the first request, so discovery needs no settings.
+    """
+
+    def __init__(self, config: t.Mapping[str, t.Any]) -> None:
+        self._config = config
+        self.max_concurrency = int(config.get("max_concurrency") or settings.DEFAULT_MAX_CONCURRENCY)
+
+    @cached_property
+    def base_url(self) -> str:
+        return settings.normalise_base_url(self._config["base_url"])
+
+    @cached_property
+    def limits(self) -> Limits:
+        config = self._config
+        return Limits(
+            connect_timeout=float(config.get("connect_timeout", settings.DEFAULT_CONNECT_TIMEOUT)),
+            read_timeout=float(config.get("read_timeout", settings.DEFAULT_READ_TIMEOUT)),
+            deadline=float(config.get("request_timeout", settings.DEFAULT_REQUEST_TIMEOUT)),
+            max_body=int(config.get("max_response_mb", settings.DEFAULT_MAX_RESPONSE_MB)) * MIB,
+        )
+
+    @cached_property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_retries=int(self._config.get("max_retries", settings.DEFAULT_MAX_RETRIES)),
+            max_seconds=float(self._config.get("max_retry_seconds", settings.DEFAULT_MAX_RETRY_SECONDS)),
+        )
+
+    @cached_property
+    def session(self) -> OmnitronSession:
+        session = OmnitronSession(
+            limits=self.limits, pool_size=self.max_concurrency + 1, pause=self.retry.pause, name=endpoint
+        )
+        session.verify = settings.ca_bundle(self._config)
+        return session
+
+    @cached_property
+    def auth(self) -> TokenAuth:
+        config = self._config
+        return TokenAuth(
+            self.session,
+            self.base_url,
+            self.retry,
+            api_token=config.get("api_token"),
+            username=config.get("username"),
+            password=config.get("password"),
+        )
+
+    @cached_property
+    def executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="omnitron")
+
+    def close(self) -> None:
+        """Drop what is queued, and the connections (requests running finish on their own)."""
+        if "executor" in self.__dict__:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        if "session" in self.__dict__:
+            self.session.close()

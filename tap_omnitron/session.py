@@ -1,0 +1,274 @@
+"""The one HTTP stack: a `requests.Session` per tap, with the bounds a hostile network needs.
+
+requests brings proxies from the environment, TLS with the CA bundle users expect, IDNA,
+chunked and gzip answers. What it leaves open is bounded here, for every request the tap
+sends (list pages, details, the login, retries):
+
+* a **deadline** per request. A read timeout applies to each read, so a server that drips
+  a byte at a time holds a request for ever; as urllib3's documentation advises, a watcher
+  thread ends a request that runs past its deadline (it shortens the socket's timeout, so
+  the next read fails and the request is retried);
+* a **cap on the decompressed body**, counted while it is read: a 200 KB gzip body can
+  inflate to 200 MiB;
+* **one pause** that holds back every thread while a server's `Retry-After` runs (see
+  `retry.Pause`);
+* **metrics**: every request is timed (`http_request_duration`) and counted
+  (`http_request_count`) here, where it is sent, so retries and the login are included.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from singer_sdk import metrics
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tap_omnitron.retry import Pause
+
+MIB = 1 << 20
+_CHUNK = 64 * 1024  # bytes read at a time while the cap is counted
+_ABANDON_TIMEOUT = 0.01  # seconds: what a read may wait once its request is past its deadline
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a request may take and how large its answer may be (all settings)."""
+
+    connect_timeout: float
+    read_timeout: float
+    deadline: float  # seconds for the whole request, answer read in full
+    max_body: int  # bytes, decompressed
+
+
+class BodyTooLarge(requests.exceptions.RequestException):
+    """The answer grew past `max_response_mb` while it was read."""
+
+
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """The request ran past `request_timeout`; a Timeout, so it is retried like one."""
+
+
+class OmnitronSession(requests.Session):
+    """A session that holds every request to the shared pause, its deadline and its metrics.
+
+    `name` maps a request's path to the (stream, endpoint) its metrics carry.
+    """
+
+    def __init__(
+        self, *, limits: Limits, pool_size: int, pause: Pause, name: Callable[[str], tuple[str, str]]
+    ) -> None:
+        super().__init__()
+        self.limits = limits
+        self.pause = pause
+        self._name = name
+        self._watcher = _Watcher()
+        adapter = _BoundedAdapter(limits.max_body, pool_size)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+        self.headers.update({"Accept": "application/json", "User-Agent": user_agent()})
+        self.sent = 0  # requests sent, retries and the login included: for the run's summary
+        self._counters: dict[tuple[str, str], metrics.Counter] = {}
+        self._lock = threading.Lock()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
+        """Send after any pause, within the deadline; redirects are never followed (they would
+        carry the token elsewhere)."""
+        kwargs["allow_redirects"] = False
+        kwargs.setdefault("timeout", (self.limits.connect_timeout, self.limits.read_timeout))
+        self.pause.wait()
+        stream, endpoint = self._name(urlsplit(request.url or "").path)
+        ticket = self._watcher.arm(self.limits.deadline)
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            response = super().send(request, **kwargs)
+            status = response.status_code
+        except requests.exceptions.RequestException as exc:
+            if ticket.expired:
+                msg = f"no complete answer within request_timeout ({self.limits.deadline:g} s)"
+                raise DeadlineExceeded(msg) from exc
+            raise
+        finally:
+            self._watcher.disarm(ticket)
+            self._measure(stream, endpoint, status, time.perf_counter() - started)
+        return response
+
+    def close(self) -> None:
+        super().close()
+        with self._lock:
+            for counter in self._counters.values():
+                counter.exit()
+            self._counters.clear()
+
+    def _measure(self, stream: str, endpoint: str, status: int | None, seconds: float) -> None:
+        failed = status is None or status >= 400  # noqa: PLR2004
+        point = metrics.Point(
+            "timer",
+            metric=metrics.Metric.HTTP_REQUEST_DURATION,
+            value=seconds,
+            tags={
+                metrics.Tag.STREAM: stream,
+                metrics.Tag.ENDPOINT: endpoint,
+                metrics.Tag.HTTP_STATUS_CODE: status,
+                metrics.Tag.STATUS: metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED,
+            },
+        )
+        metrics.log(metrics.get_metrics_logger(), point)
+        with self._lock:
+            self.sent += 1
+            counter = self._counters.get((stream, endpoint))
+            if counter is None:
+                counter = metrics.http_request_counter(stream, endpoint)
+                self._counters[stream, endpoint] = counter
+            counter.increment()
+
+
+class _BoundedAdapter(HTTPAdapter):
+    """requests' adapter, with each connection watched for its deadline and each body capped."""
+
+    def __init__(self, max_body: int, pool_size: int) -> None:
+        super().__init__(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.max_body = max_body
+
+    def get_connection_with_tls_context(self, *args: t.Any, **kwargs: t.Any) -> t.Any:  # noqa: ANN401
+        """The pool for a request, its connections made watchable (`ConnectionCls` is the
+        pool's documented class attribute for the connections it makes)."""
+        pool = super().get_connection_with_tls_context(*args, **kwargs)
+        if not getattr(pool.ConnectionCls, "watched", False):
+            pool.ConnectionCls = _watched(pool.ConnectionCls)
+        return pool
+
+    def build_response(self, req: requests.PreparedRequest, resp: t.Any) -> requests.Response:  # noqa: ANN401
+        response = super().build_response(req, resp)
+        response.raw = _CappedBody(response.raw, self.max_body)
+        return response
+
+
+class _CappedBody:
+    """The raw body, read through a count of its decompressed bytes."""
+
+    def __init__(self, raw: t.Any, limit: int) -> None:  # noqa: ANN401
+        self._raw = raw
+        self._limit = limit
+
+    def stream(self, amt: int = _CHUNK, decode_content: bool | None = None) -> Iterator[bytes]:  # noqa: FBT001
+        total = 0
+        for chunk in self._raw.stream(min(amt, _CHUNK), decode_content=decode_content):
+            total += len(chunk)
+            if total > self._limit:
+                self._raw.close()
+                msg = f"an answer larger than max_response_mb ({self._limit // MIB} MiB) once decompressed"
+                raise BodyTooLarge(msg)
+            yield chunk
+
+    def __getattr__(self, name: str) -> t.Any:  # noqa: ANN401
+        return getattr(self._raw, name)
+
+
+@dataclass(order=True)
+class _Ticket:
+    """One request's deadline, and the connection that carries it once it is sent."""
+
+    due: float
+    number: int
+    connection: t.Any = field(default=None, compare=False)
+    expired: bool = field(default=False, compare=False)
+    done: bool = field(default=False, compare=False)
+
+
+_current = threading.local()  # the ticket of the request this thread is sending
+
+
+class _Watcher:
+    """Ends requests that run past their deadline, from one daemon thread."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Ticket] = []
+        self._numbers = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> _Ticket:
+        ticket = _Ticket(time.monotonic() + seconds, next(self._numbers))
+        _current.ticket = ticket
+        with self._wake:
+            heapq.heappush(self._heap, ticket)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="omnitron-deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0] is ticket:
+                self._wake.notify()
+        return ticket
+
+    def disarm(self, ticket: _Ticket) -> None:
+        ticket.done = True  # dropped from the heap when it comes due: cheaper than a removal
+        ticket.connection = None
+        _current.ticket = None
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._heap and self._heap[0].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                wait = self._heap[0].due - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                ticket = heapq.heappop(self._heap)
+                if not ticket.done:
+                    ticket.expired = True
+                    _abandon(ticket.connection)
+
+
+def _abandon(connection: t.Any) -> None:  # noqa: ANN401
+    """Make the connection's next read fail at once (closing a socket another thread reads
+    from is not reliable; shortening its timeout is)."""
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(_ABANDON_TIMEOUT)
+        except OSError:
+            pass
+
+
+_WATCHED: dict[type, type] = {}
+
+
+def _watched(connection_class: type) -> type:
+    """A subclass of the pool's connection class that tells the current request's ticket
+    which connection carries it (made once per class)."""
+    if connection_class not in _WATCHED:
+
+        def request(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:  # noqa: ANN401
+            ticket = getattr(_current, "ticket", None)
+            if ticket is not None:
+                ticket.connection = self
+                if ticket.expired:
+                    _abandon(self)
+            return connection_class.request(self, *args, **kwargs)
+
+        _WATCHED[connection_class] = type(
+            f"Watched{connection_class.__name__}", (connection_class,), {"request": request, "watched": True}
+        )
+    return _WATCHED[connection_class]
+
+
+def user_agent() -> str:
+    try:
+        return f"tap-omnitron/{version('tap-omnitron')}"
+    except PackageNotFoundError:
+        return "tap-omnitron"

@@ -155,7 +155,11 @@ class Omnitron:
         session = OmnitronSession(
             limits=self.limits, pool_size=self.max_concurrency + 1, pause=self.retry.pause, name=endpoint
         )
+        # The environment is read once, here, for the one host every request goes to.
+        session.trust_env = False
         session.verify = settings.ca_bundle(self._config)
+        if proxy := settings.environment_proxy(self.base_url):
+            session.proxies = {urlsplit(self.base_url).scheme: proxy}
         return session
 
     @cached_property

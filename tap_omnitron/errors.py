@@ -197,6 +197,15 @@ def _tls_problem(exc: BaseException) -> str:
     return "the TLS handshake failed (not TLS, or a broken tunnel)"
 
 
+_MALFORMED = {"LineTooLong", "HeaderParsingError", "InvalidChunkLength"}
+
+
+def is_malformed(exc: BaseException) -> bool:
+    """An answer that is not HTTP: the server's doing, like a broken body, not a network's."""
+    names = _names(exc)
+    return bool(names & _MALFORMED) or ("BadStatusLine" in names and "RemoteDisconnected" not in names)
+
+
 def is_certificate_problem(exc: BaseException) -> bool:
     """A certificate no retry will change."""
     return any(hasattr(e, "verify_code") for e in _chain(exc))

@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from tap_omnitron.errors import GaveUp, OmnitronError
-from tap_omnitron.session import BodyTooLarge
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -87,7 +86,7 @@ class OrderFeed:
             order_id, pending = page.details.popleft()
             try:
                 detail = Detail(order_id, pending.result())
-            except (GaveUp, BodyTooLarge) as exc:  # this order's answer, not the run's
+            except GaveUp as exc:  # this order's answer, not the run's
                 detail = Detail(order_id, None, str(exc))
             self._account(detail, counts=not page.remembered)
             yield detail

@@ -6,7 +6,8 @@ Two kinds of failure are retried, and they are told apart because they end diffe
   504. Deploys, load-balancer restarts and network blips last minutes, so these are
   retried for up to `max_retry_seconds` (15 minutes by default), with jittered backoff
   that grows to 30 s and every `Retry-After` honoured;
-* **the answer is broken**: a 500 or a 200 whose body is not what was asked for. A
+* **the answer is broken**: a 500, an answer that is not HTTP, or a 200 whose body is not
+  what was asked for. A
   serializer that trips over one order answers so every time, so these get `max_retries`
   retries; then the request gives up (a detail is skipped and remembered, see `feed`).
 
@@ -29,7 +30,7 @@ import backoff
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_omnitron.errors import GaveUp, describe, is_certificate_problem
+from tap_omnitron.errors import GaveUp, describe, is_certificate_problem, is_malformed
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -142,6 +143,8 @@ class RetryPolicy:
                 why = getattr(exc, _WHY, "")
                 msg = f"{what(*args)}: gave up after {tries} in {spent:.0f} s{why}; last error: {describe(exc)}"
                 raise GaveUp(msg) from None
+            except requests.exceptions.RequestException as exc:  # not worth a retry (an answer too large)
+                raise GaveUp(f"{what(*args)}: {describe(exc)}") from None
 
         return call
 
@@ -149,21 +152,24 @@ class RetryPolicy:
         """backoff's wait generator: it is sent each failure, and answers with the wait before
         the next attempt, or stops (gives up)."""
         failure = yield 0.0  # primed by backoff
+        failed_before = started  # when the attempt before this one failed
         for number in range(1, 1_000_000):
-            delay = self._delay(failure, number, started)
+            delay = self._delay(failure, number, started, failed_before)
             if delay is None:
                 return
             with self._lock:
                 self.retries += 1
             logger.warning("%s: %s; retry %d in %.1f s", what, describe(failure), number, delay)
+            failed_before = time.monotonic()
             failure = yield delay
 
-    def _delay(self, failure: BaseException, number: int, started: float) -> float | None:
+    def _delay(self, failure: BaseException, number: int, started: float, failed_before: float) -> float | None:
         """Seconds to wait before attempt `number` + 1, or None to give up."""
         if isinstance(failure, Relogin):
             return 0.0
         beyond_count = number > self.max_retries
-        if beyond_count and (isinstance(failure, Broken) or self._last_answer > started):
+        answered_others = self._last_answer > failed_before  # since this request last failed
+        if beyond_count and (isinstance(failure, Broken) or is_malformed(failure) or answered_others):
             return None  # the answer's fault, or this request's: not an outage
         left = self.max_seconds - (time.monotonic() - started)
         if left <= 0:

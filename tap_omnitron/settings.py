@@ -39,7 +39,7 @@ def check(config: t.Mapping[str, t.Any]) -> None:
         raise SettingsError(msg)
     base_url = normalise_base_url(config["base_url"])
     ca_bundle(config)
-    check_proxy(base_url)
+    environment_proxy(base_url)
     has_login = config.get("username") and config.get("password")
     if not config.get("api_token") and not has_login:
         if config.get("username") or config.get("password"):
@@ -114,12 +114,17 @@ def ca_bundle(config: t.Mapping[str, t.Any]) -> str | bool:
     return str(path)
 
 
-def check_proxy(base_url: str) -> None:
-    """The proxy requests will use for `base_url`, checked now: its password joins the
-    secrets, and a URL requests cannot use is named (without its credentials)."""
+def environment_proxy(base_url: str) -> str | None:
+    """The proxy requests would take from the environment for `base_url` (HTTPS_PROXY,
+    HTTP_PROXY, ALL_PROXY, NO_PROXY), checked: its password joins the secrets, and a URL
+    requests cannot use is named (without its credentials).
+
+    Every request goes to that one host, so it is worked out once: requests would read the
+    whole environment three times per request to find the same answer.
+    """
     proxy = select_proxy(base_url, get_environ_proxies(base_url))
     if not proxy:
-        return
+        return None
     SECRETS.add(get_auth_from_url(proxy)[1])
     try:
         url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
@@ -135,3 +140,4 @@ def check_proxy(base_url: str) -> None:
     if url.scheme not in {"http", "https"}:
         msg = f"only http:// and https:// proxies are supported (the environment names {url.scheme}://{host})"
         raise SettingsError(msg)
+    return proxy

@@ -114,9 +114,12 @@ class Resume:
                 "nothing new, and an interrupted sync starts over."
             )
 
-    def save(self, stream_state: dict) -> None:
+    def save(self, stream_state: dict, *, where: tuple[int, int]) -> None:
+        """Into the orders' STATE; `where` (pass, page) says how far the sync had read: it is
+        not needed to resume, but it makes each page's STATE tell where the run was."""
+        pass_number, page = where
         saved = {"since": self.since, "signpost": self.signpost, "after_id": self.after_id}
-        stream_state[self.KEY] = saved
+        stream_state[self.KEY] = {**saved, "pass": pass_number, "page": page}
 
     @classmethod
     def clear(cls, stream_state: dict) -> None:
@@ -189,10 +192,10 @@ class Listing:
             new.append(record)
         return new
 
-    def page_done(self, page: Page, stream_state: dict) -> None:
+    def page_done(self, current: Pass, page: Page, stream_state: dict) -> None:
         """A page's orders and all their children are out: say so in STATE."""
         self.resume.advance(page, self.logger)
-        self.resume.save(stream_state)
+        self.resume.save(stream_state, where=(current.number, page.number))
 
     def _newer_than_sync(self, record: dict) -> bool:
         """Created (a higher id) or changed since the sync began: the next run lists it."""

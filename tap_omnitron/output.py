@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 import typing as t
-from collections import Counter
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import RecordMessage, SchemaMessage
@@ -41,7 +40,6 @@ class BlockWriter(MsgSpecWriter):
         self._writing = False
         self._after_write: t.Callable[[], None] | None = None
         self._schemas: dict[str, tuple] = {}  # the last SCHEMA message written, per stream
-        self.records: Counter[str] = Counter()  # RECORD messages written, per stream: for the summary
 
     def write_message(self, message: Message) -> None:
         if isinstance(message, SchemaMessage):
@@ -51,11 +49,7 @@ class BlockWriter(MsgSpecWriter):
                 return
             self._schemas[message.stream] = copy.deepcopy(said)
         self._pending += self.format_message(message)
-        if isinstance(message, RecordMessage):
-            self.records[message.stream] += 1
-            if len(self._pending) >= BLOCK:
-                self.flush()
-        else:
+        if not isinstance(message, RecordMessage) or len(self._pending) >= BLOCK:
             self.flush()
 
     def flush(self) -> None:

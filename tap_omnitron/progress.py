@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import typing as t
+from collections import Counter
 
 logger = logging.getLogger("tap-omnitron")
 
@@ -21,6 +22,7 @@ class Progress:
 
     def __init__(self, *, every: float = EVERY) -> None:
         self.every = every
+        self.records: Counter[str] = Counter()  # records emitted (in RECORD or BATCH messages), per stream
         self.gone = 0  # detail requests answered 404: the order was deleted
         self.total: int | None = None  # orders the list reports for this run
         self._started = time.monotonic()
@@ -57,23 +59,39 @@ class Progress:
     def summary(  # noqa: PLR0913
         self,
         *,
-        ok: bool,
-        records: t.Mapping[str, int],
+        reason: str,
         requests: int,
         retries: int,
         paused: float,
         skipped: int,
         bookmark: t.Any,  # noqa: ANN401
     ) -> str:
+        """One line for people, whose numbers are also fields of the log record (`run_summary`
+        in the SDK's structured logging) for schedulers and log pipelines."""
+        records = self.records
+        seconds = time.monotonic() - self._started
+        fields = {
+            "orders": records["orders"],
+            "order_items": records["order_items"],
+            "order_details": records["order_details"],
+            "skipped_details": skipped,
+            "gone_details": self.gone,
+            "requests": requests,
+            "retries": retries,
+            "seconds_paused": round(paused, 1),
+            "seconds": round(seconds, 1),
+            "exit_reason": reason,
+            "bookmark": bookmark,
+        }
         line = (
-            f"{'Finished' if ok else 'Stopped'} in {_duration(time.monotonic() - self._started)}: "
-            f"{records.get('orders', 0):,} orders, {records.get('order_items', 0):,} order items, "
-            f"{records.get('order_details', 0):,} order details; {requests:,} requests, "
+            f"{'Finished' if reason == 'finished' else 'Stopped'} in {_duration(seconds)}: "
+            f"{records['orders']:,} orders, {records['order_items']:,} order items, "
+            f"{records['order_details']:,} order details; {requests:,} requests, "
             f"{retries:,} retries, {paused:.1f} s waiting on Retry-After, "
             f"{self.gone:,} details skipped as gone (404), {skipped:,} skipped after errors "
             f"(asked for again next run); bookmark {bookmark or 'none'}."
         )
-        logger.info(line)
+        logger.info(line, extra={"run_summary": fields})
         return line
 
 

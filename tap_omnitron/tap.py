@@ -7,13 +7,17 @@ import typing as t
 from functools import cached_property
 
 import click
+from singer_sdk import singerlib as singer
 from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_omnitron import progress, settings, streams
 from tap_omnitron.api import Omnitron
 from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
 from tap_omnitron.feed import OrderFeed
+from tap_omnitron.listing import probe_params
+from tap_omnitron.pagination import not_a_list
 from tap_omnitron.output import BlockWriter
 from tap_omnitron.progress import Progress
 from tap_omnitron.records import restore_decimal_bounds
@@ -22,6 +26,8 @@ from tap_omnitron.sdk import TapHooks
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
+TEST_RETRY_SECONDS = 30  # `--test` gives up on an unreachable server after this long
+
 
 class TapOmnitron(TapHooks):
     """Reads orders from Omnitron's integration API (`/api/i1/`)."""
@@ -29,9 +35,10 @@ class TapOmnitron(TapHooks):
     name = "tap-omnitron"
     message_writer_class = BlockWriter
 
-    # No ACTIVATE_VERSION (a child sync covers one page of orders, never a whole table)
-    # and no BATCH (children are synced per page of orders, in RECORD messages).
+    # No ACTIVATE_VERSION: a child sync covers one page of orders, never a whole table.
+    # BATCH: one file per page of orders and per page's children, each followed by its STATE.
     capabilities: t.ClassVar[list] = [
+        PluginCapabilities.BATCH,
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
@@ -247,12 +254,68 @@ class TapOmnitron(TapHooks):
         return OrderFeed(max_skipped=int(max_skipped))
 
     def discover_streams(self) -> list[Stream]:
-        shared = {"api": self.api, "feed": self.feed, "progress": self.progress}
+        shared = {"api": self.api, "feed": self.feed, "progress": self.progress, "checkpoint": self.checkpoint}
         return [
             streams.OrdersStream(self, **shared),
             streams.OrderItemsStream(self, **shared),
             streams.OrderDetailsStream(self, **shared),
         ]
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: what a sync asks of each selected stream's endpoint, in two or three
+        requests (`check_connection`); `--test=schema` is the SDK's."""
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        given = ctx.params.get("config")
+        tap = cls(
+            config=getattr(given, "config", None),
+            parse_env_config=getattr(given, "parse_env", False),
+            validate_config=True,
+        )
+        tap.check_connection()
+        ctx.exit()
+
+    def check_connection(self) -> None:
+        """One list page and the detail of an order on it, read as a sync reads them, and a
+        record of each stream written; a refusal ends the run with one line naming the
+        endpoint and its answer. Retries are kept short: this is a test, not a sync."""
+        self.api.retry.max_seconds = min(self.api.retry.max_seconds, TEST_RETRY_SECONDS)
+        orders = t.cast("streams.OrdersStream", self.streams["orders"])
+        page = orders.fetch({"params": probe_params(sort="-id", since=None)})
+        if not page.found:
+            raise not_a_list(page)
+        checked = [page.what]
+        self.write_schemas()
+        first = page.body["results"][0] if page.body["results"] else None
+        if first is not None:
+            order = orders.prepare(first)
+            self.write_message(singer.RecordMessage(stream="orders", record=orders.emittable(order)))
+            for item in order.get("orderitem_set") or []:
+                self.write_message(singer.RecordMessage(stream="order_items", record={**item, "order": first.get("id")}))
+                break
+            details = t.cast("streams.OrderDetailsStream", self.streams["order_details"])
+            detail = details.request_detail(first.get("id")).result()
+            if not detail.found:
+                msg = (
+                    f"{detail.what} answered 404 for an order the list shows: check that the API "
+                    "user may read orders_integration"
+                )
+                raise OmnitronError(msg)
+            self.write_message(singer.RecordMessage(stream="order_details", record=details.emittable(details.prepare(detail.body))))
+            checked.append(detail.what)
+        self.message_writer.flush()
+        self.api.close()
+        self.logger.info(
+            "Connection test passed: %s answered%s.",
+            " and ".join(checked),
+            "" if first else " (no order yet, so no detail to ask for)",
+        )
+
+    def checkpoint(self) -> None:
+        """A STATE message now, unless it would repeat the last one (the SDK's state writer)."""
+        self.state_writer.write_state(self.state)
 
     @property
     def catalog_dict(self) -> dict:
@@ -265,19 +328,24 @@ class TapOmnitron(TapHooks):
         return catalog
 
     def sync_all(self) -> None:
-        finished = False
+        reason = "failed"
         try:
             super().sync_all()
-            finished = True
+            reason = "finished"
+        except OmnitronError as exc:
+            reason = f"failed: {exc}"
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            reason = "interrupted"
+            raise
         finally:
             self.message_writer.flush()  # records of a failed sync too: no STATE covers them
             self.api.close()
             bookmark = self.state.get("bookmarks", {}).get("orders", {}).get("replication_key_value")
             retry = self.api.retry
             self.progress.summary(
-                ok=finished, records=self.message_writer.records, requests=self.api.session.sent,
-                retries=retry.retries, paused=retry.pause.total, skipped=len(self.feed.skipped),
-                bookmark=bookmark,
+                reason=reason, requests=self.api.session.sent, retries=retry.retries,
+                paused=retry.pause.total, skipped=len(self.feed.skipped), bookmark=bookmark,
             )
         if self.feed.skipped and self.config.get("fail_on_skipped_details", False):
             ids = ", ".join(map(str, sorted(self.feed.skipped)))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +26,26 @@ class TapRun:
     stdout: str
     stderr: str
     messages: list[dict] = field(default_factory=list)
+    peak_rss_mb: float = 0.0  # of the tap process, with `run_tap(measure_memory=True)`
 
     def records(self, stream: str) -> list[dict]:
-        return [
-            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
-        ]
+        """The stream's records, in RECORD messages or in the files of BATCH messages."""
+        found = []
+        for message in self.messages:
+            if message.get("stream") != stream:
+                continue
+            if message["type"] == "RECORD":
+                found.append(message["record"])
+            elif message["type"] == "BATCH":
+                found += batch_records(message)
+        return found
+
+    @property
+    def delivered(self) -> TapRun:
+        """What a target holds for sure: the messages up to the last STATE (a target may drop
+        the records after it, and the next run starts from that STATE)."""
+        last = max((i for i, m in enumerate(self.messages) if m["type"] == "STATE"), default=-1)
+        return TapRun(self.returncode, "", "", self.messages[: last + 1])
 
     def by_key(self, stream: str, key: str) -> dict:
         """Latest record per primary key, as a target that upserts would keep."""
@@ -69,10 +87,12 @@ def run_tap(
     args: tuple[str, ...] = (),
     timeout: float = TIMEOUT,
     env: dict[str, str] | None = None,
+    measure_memory: bool = False,
 ) -> TapRun:
     """Run the tap; `env` adds to (or, with "", blanks) variables of this environment."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "tap_omnitron", *args]
+        start = ["-c", _WITH_PEAK_RSS] if measure_memory else ["-m", "tap_omnitron"]
+        command = [sys.executable, *start, *args]
         for flag, content in (("--config", config), ("--state", state), ("--catalog", catalog)):
             if content is not None:
                 path = Path(tmp) / f"{flag.strip('-')}.json"
@@ -86,9 +106,24 @@ def run_tap(
             check=False,
             env={**os.environ, **(env or {})},
         )
+    stderr, _, peak = done.stderr.partition(_PEAK)
     # Singer lines end in "\n" only: str.splitlines() would also cut at a U+2028 in a value.
     messages = [json.loads(line) for line in done.stdout.split("\n") if line.startswith('{"type"')]
-    return TapRun(done.returncode, done.stdout, done.stderr, messages)
+    return TapRun(done.returncode, done.stdout, stderr, messages, int(peak or 0) / 1024)
+
+
+# The tap, and at its exit its own peak RSS (VmHWM). Not from wait4: on Linux a child's
+# ru_maxrss starts at the peak of the (large) test process it was forked from.
+_PEAK = "\npeak VmHWM kB: "
+_WITH_PEAK_RSS = f"""
+import atexit, re, runpy, sys
+def peak():
+    status = open("/proc/self/status").read()
+    sys.stderr.write({_PEAK!r} + re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
+atexit.register(peak)
+sys.argv[0] = "tap-omnitron"
+runpy.run_module("tap_omnitron", run_name="__main__", alter_sys=True)
+"""
 
 
 def select_only(catalog: dict, *streams: str) -> dict:
@@ -102,16 +137,17 @@ def select_only(catalog: dict, *streams: str) -> dict:
     return catalog
 
 
-def run_tap_killed(config: dict, *, state: dict | None, after_records: int) -> TapRun:
-    """Run the tap and SIGKILL it once it has written `after_records` RECORD messages.
+def run_tap_until(
+    config: dict, stop: Callable[[dict], bool], *, state: dict | None = None, catalog: dict | None = None
+) -> TapRun:
+    """Run the tap and SIGKILL it as soon as a complete message makes `stop` true.
 
-    Only complete lines count, as a target reading the pipe would see them.
+    Only complete lines count, as a target reading the pipe would see them; the run's
+    messages end with the one that stopped it.
     """
-    import signal
-
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "tap_omnitron"]
-        for flag, content in (("--config", config), ("--state", state)):
+        for flag, content in (("--config", config), ("--state", state), ("--catalog", catalog)):
             if content is not None:
                 path = Path(tmp) / f"{flag.strip('-')}.json"
                 path.write_text(json.dumps(content))
@@ -119,16 +155,45 @@ def run_tap_killed(config: dict, *, state: dict | None, after_records: int) -> T
         process = subprocess.Popen(  # noqa: S603
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
-        lines, records = [], 0
-        for line in process.stdout:
+        lines = []
+        for line in process.stdout:  # type: ignore[union-attr]
             if not line.endswith("\n"):
                 break
             lines.append(line)
-            records += line.startswith('{"type":"RECORD"')
-            if records >= after_records:
+            if line.startswith('{"type"') and stop(json.loads(line)):
                 os.kill(process.pid, signal.SIGKILL)
                 break
-        process.stdout.close()
+        process.stdout.close()  # type: ignore[union-attr]
         returncode = process.wait(timeout=TIMEOUT)
     messages = [json.loads(line) for line in lines if line.startswith('{"type"')]
     return TapRun(returncode, "".join(lines), "", messages)
+
+
+def run_tap_killed(config: dict, *, state: dict | None, after_records: int) -> TapRun:
+    """Run the tap and SIGKILL it once it has written `after_records` RECORD messages."""
+    seen = 0
+
+    def enough(message: dict) -> bool:
+        nonlocal seen
+        seen += message["type"] == "RECORD"
+        return seen >= after_records
+
+    return run_tap_until(config, enough, state=state)
+
+
+def progress_state(message: dict) -> bool:
+    """A STATE that records progress: the resume point of an interrupted sync, past order 0."""
+    if message["type"] != "STATE":
+        return False
+    resume = message["value"].get("bookmarks", {}).get("orders", {}).get("resume") or {}
+    return resume.get("after_id", 0) > 0
+
+
+def batch_records(message: dict) -> list[dict]:
+    """The records in the files of a BATCH message (jsonl, gzip or not, on a file:// root)."""
+    records = []
+    for url in message["manifest"]:
+        path = Path(url.removeprefix("file://"))
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        records += [json.loads(line) for line in data.decode().splitlines() if line]
+    return records

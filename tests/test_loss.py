@@ -31,18 +31,23 @@ def missing_versions(sandbox, *runs) -> dict[int, tuple]:
     }
 
 
-def churning(*, delete_every: int = 3):
+def churning(*, delete_every: int = 3, hidden_deletions: bool = True):
     """A list-page hook: before each list request after the first, change an order and create
-    one; before every `delete_every`-th, also delete the oldest order. A deletion and a creation
-    between the same two pages leave `count` as it was: only reading again finds what shifted."""
+    one; before every `delete_every`-th, also delete the oldest order.
+
+    With `hidden_deletions`, a deletion and a creation come between the same two pages and
+    leave `count` as it was: only reading the list again finds what shifted. Without, that
+    request deletes and creates nothing, so the list shrinks and the paginator sees it.
+    """
     requests = 0
 
     def churn(sandbox, page: int) -> None:  # noqa: ARG001
         nonlocal requests
         requests += 1
         if requests > 1:
-            sandbox.store.mutate(modify=1, create=1)
-            if requests % delete_every == 0:
+            deleting = requests % delete_every == 0
+            sandbox.store.mutate(modify=1, create=int(hidden_deletions or not deleting))
+            if deleting:
                 sandbox.delete(ids=[min(sandbox.orders_snapshot())])
 
     return churn

@@ -37,7 +37,7 @@ _BOMB_PREFIX = b'{"results": ['
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
-_REASONS = {200: "OK", 301: "Moved Permanently", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+_REASONS = {200: "OK", 301: "Moved Permanently", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error",
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 _NGINX = ('<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n'
@@ -329,6 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
                 oid = int(detail_id)
             except ValueError:
                 oid = None
+            if sb.forbid_details:  # a token without the permission to read orders_integration
+                return self._json(403, {"detail": "You do not have permission to perform this action."})
             if oid in sb.broken_details:  # a serializer tripping over this one order, every time
                 return self._send(500, _FAULT_PAGES[500], HTML)
             payload = None if oid is None or oid in sb.missing_details else sb.store.detail_bytes(oid)
@@ -549,6 +551,7 @@ class Sandbox:
         mutate_every_page: dict[str, int] | None = None,
         missing_details: Iterable[int] = (),
         broken_details: Iterable[int] = (),
+        forbid_details: bool = False,
         fault_plan: dict[str, Iterable[str]] | None = None,
         keepalive_requests: int = 0,
         keepalive_timeout: float = 0,
@@ -587,6 +590,7 @@ class Sandbox:
         self.mutate_every_page = dict(mutate_every_page or {})
         self.missing_details = set(missing_details)
         self.broken_details = set(broken_details)  # detailed views that always answer 500
+        self.forbid_details = forbid_details  # every detailed view answers 403, as to a token without the right
         # path -> fault kinds served, in turn, to its next requests (then back to normal)
         self.fault_plan = {path: list(_normalise_kinds(kinds)) for path, kinds in (fault_plan or {}).items()}
         self.keepalive_requests = keepalive_requests  # close a connection after this many answers

@@ -119,8 +119,10 @@ def endpoint(path: str) -> tuple[str, str]:
 
 
 class Omnitron:
-    """What every stream shares: where Omnitron is, one session, one token, one retry policy
-    and one pool of threads for the requests in flight.
+    """What every stream shares: where Omnitron is, one session, one token, one retry policy,
+    and the threads that keep requests in flight: `max_concurrency` for order details, and as
+    many for list pages, of which one runs beside the details (the next page) and all when a
+    pass only reads the list. At 1, one thread sends every request, one at a time.
 
     Nothing is opened before the first request, so discovery needs no settings.
     """
@@ -153,7 +155,7 @@ class Omnitron:
     @cached_property
     def session(self) -> OmnitronSession:
         session = OmnitronSession(
-            limits=self.limits, pool_size=self.max_concurrency + 1, pause=self.retry.pause, name=endpoint
+            limits=self.limits, pool_size=2 * self.max_concurrency + 1, pause=self.retry.pause, name=endpoint
         )
         # The environment is read once, here, for the one host every request goes to.
         session.trust_env = False
@@ -175,12 +177,22 @@ class Omnitron:
         )
 
     @cached_property
-    def executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="omnitron")
+    def details(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="omnitron-details")
+
+    @cached_property
+    def pages(self) -> ThreadPoolExecutor:
+        if self.max_concurrency == 1:
+            return self.details
+        return ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="omnitron-pages")
 
     def close(self) -> None:
-        """Drop what is queued, and the connections (requests running finish on their own)."""
-        if "executor" in self.__dict__:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        """Drop what is queued, end what is in flight or waiting to be retried, and close the
+        connections: a run that ends, ends now."""
+        if "retry" in self.__dict__:
+            self.retry.stop()
+        for pool in ("details", "pages"):
+            if pool in self.__dict__:
+                self.__dict__[pool].shutdown(wait=False, cancel_futures=True)
         if "session" in self.__dict__:
             self.session.close()

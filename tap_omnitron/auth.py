@@ -48,6 +48,7 @@ class TokenAuth(requests.auth.AuthBase):
         self._password = password
         self._key = api_token
         self._fresh = False  # the key is a new login's, and no request has been accepted with it
+        self._refused: OmnitronError | None = None  # a failed login: not tried again by other threads
         self._lock = threading.Lock()
         SECRETS.add(api_token)
         SECRETS.add(password)
@@ -67,6 +68,16 @@ class TokenAuth(requests.auth.AuthBase):
                 self._fresh = True
             return self._key
 
+    def _login(self) -> str:
+        """A login, once: a refusal is the run's, whichever thread asks next."""
+        if self._refused is not None:
+            raise self._refused
+        try:
+            return self._log_in()
+        except OmnitronError as exc:
+            self._refused = exc
+            raise
+
     def accepted(self) -> None:
         """A request with the current key was answered: the key works."""
         self._fresh = False
@@ -83,7 +94,7 @@ class TokenAuth(requests.auth.AuthBase):
             self._fresh = True
             return True
 
-    def _login(self) -> str:
+    def _log_in(self) -> str:
         response = self._retry.decorate(self._post, lambda: f"POST {LOGIN_PATH}")()
         try:
             decoded = msgspec.json.decode(response.content)

@@ -155,6 +155,7 @@ class Listing:
         self.emitted: set[t.Any] = set()  # orders this run has emitted
         self.older = 0  # listed although older than `since`: the server ignored the filter
         self.seen = 0  # rows the first pass has read: how far the run is
+        self.pages: int | None = None  # pages in the list, as its last page read said
         self._bound: t.Any = None  # the highest id the first pass listed
 
     def passes(self) -> Iterator[Pass]:
@@ -175,6 +176,8 @@ class Listing:
         if current.pages == 0 and current.number == 1:
             self._check_sort(page)
         current.pages += 1
+        if page.count is not None and page.results and current.pages == 1:
+            self.pages = -(-page.count // len(page.results))
         if current.number == 1:
             self.seen += len(page.results)
         new = []

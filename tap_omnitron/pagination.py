@@ -96,33 +96,49 @@ class PageNumbers(BaseAPIPaginator[int]):
         return page
 
 
-def read_pages(request: Request, params: t.Mapping[str, t.Any], *, ahead: int) -> Iterator[Page]:
+def read_pages(  # noqa: PLR0913
+    request: Request,
+    params: t.Mapping[str, t.Any],
+    *,
+    ahead: int,
+    first: Future[Answer] | None = None,
+    expected: int | None = None,
+) -> Iterator[Page]:
     """Every page of the order list under `params`, in the server's order.
 
     Up to `ahead` pages after the one being read are requested early (n + 1, n + 2, ... as
     DRF numbers them, no further than `count` says), so that their round trips overlap the
-    work on this one. One that `next` turns out not to want is dropped.
+    work on this one; one that `next` turns out not to want is dropped. `first` is page 1,
+    already requested; with `expected` (the pages an earlier pass found), the first pages are
+    requested at once, without waiting for page 1 to say how many there are.
     """
     paginator = PageNumbers()
-    early: deque[tuple[int, Future[Answer]]] = deque()
-    last_page: int | None = None
+    early: deque[tuple[int, Future[Answer]]] = deque([(1, first)] if first else [])
+    last_page = expected
+    per_page: int | None = None  # as the server pages (it may cap `limit`)
+
+    def fill(pages: int) -> None:
+        following = early[-1][0] + 1 if early else paginator.current_value
+        while len(early) < pages and (last_page is None or following <= last_page):
+            early.append((following, request({**params, "page": following})))
+            following += 1
+
     try:
+        if expected:
+            fill(ahead + 1)
         while not paginator.finished:
             number = paginator.current_value
             pending = early.popleft()[1] if early else request({**params, "page": number})
             answer = pending.result()
             paginator.advance(answer)
-            if paginator.count == 1 and answer.found and answer.body["results"]:
+            if answer.found and answer.body["results"]:
+                per_page = per_page or len(answer.body["results"])
                 count = answer.body.get("count")
-                per_page = len(answer.body["results"])
                 last_page = -(-count // per_page) if isinstance(count, int) else None
             if paginator.finished or (early and early[0][0] != paginator.current_value):
                 _cancel(early)  # the end, or a step back: the pages asked for early are not next
             if not paginator.finished:
-                following = early[-1][0] + 1 if early else paginator.current_value
-                while len(early) < ahead and (last_page is None or following <= last_page):
-                    early.append((following, request({**params, "page": following})))
-                    following += 1
+                fill(ahead)
             if answer.found:
                 yield Page(number, answer.body, paginator.shrank)
     finally:

@@ -26,7 +26,6 @@ import threading
 import time
 import typing as t
 
-import backoff
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
@@ -103,7 +102,13 @@ class RetryPolicy:
         self.pause = Pause()
         self.retries = 0  # for the run's summary
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._last_answer = 0.0  # monotonic: the server last answered a request properly
+
+    def stop(self) -> None:
+        """The run is ending: requests waiting to be retried give up now, not when their
+        time runs out (the process would wait for them)."""
+        self._stopped.set()
 
     def answered(self) -> None:
         """The server answered a request as asked: it is up."""
@@ -117,51 +122,35 @@ class RetryPolicy:
 
         @functools.wraps(func)
         def call(*args: t.Any, **kwargs: t.Any) -> _T:  # noqa: ANN401
-            started = time.monotonic()
+            started = failed_before = time.monotonic()
             attempts = 0
-
-            def attempt() -> _T:
-                nonlocal attempts
+            while True:
                 attempts += 1
-                return func(*args, **kwargs)
-
-            retried = backoff.on_exception(
-                functools.partial(self._waits, started, what(*args)),
-                RETRIED,
-                max_tries=None,
-                giveup=is_certificate_problem,  # no retry changes a certificate
-                jitter=None,  # `_waits` jitters, except where the server said how long
-                logger=None,  # `_waits` says what it does, in one line per retry
-            )(attempt)
-            try:
-                return retried()
-            except RETRIED as exc:
-                if is_certificate_problem(exc):
+                try:
+                    return func(*args, **kwargs)
+                except RETRIED as failure:
+                    if is_certificate_problem(failure):  # no retry changes a certificate
+                        raise GaveUp(f"{what(*args)}: {describe(failure)}") from None
+                    delay = self._delay(failure, attempts, started, failed_before)
+                    if delay is None:
+                        raise GaveUp(self._gave_up(what(*args), attempts, started, failure)) from None
+                    with self._lock:
+                        self.retries += 1
+                    logger.warning("%s: %s; retry %d in %.1f s", what(*args), describe(failure), attempts, delay)
+                except requests.exceptions.RequestException as exc:  # not worth a retry (too large)
                     raise GaveUp(f"{what(*args)}: {describe(exc)}") from None
-                tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-                spent = time.monotonic() - started
-                why = getattr(exc, _WHY, "")
-                msg = f"{what(*args)}: gave up after {tries} in {spent:.0f} s{why}; last error: {describe(exc)}"
-                raise GaveUp(msg) from None
-            except requests.exceptions.RequestException as exc:  # not worth a retry (an answer too large)
-                raise GaveUp(f"{what(*args)}: {describe(exc)}") from None
+                failed_before = time.monotonic()
+                if self._stopped.wait(delay):
+                    raise GaveUp(f"{what(*args)}: not retried, the run is ending")
 
         return call
 
-    def _waits(self, started: float, what: str) -> Generator[float, BaseException, None]:
-        """backoff's wait generator: it is sent each failure, and answers with the wait before
-        the next attempt, or stops (gives up)."""
-        failure = yield 0.0  # primed by backoff
-        failed_before = started  # when the attempt before this one failed
-        for number in range(1, 1_000_000):
-            delay = self._delay(failure, number, started, failed_before)
-            if delay is None:
-                return
-            with self._lock:
-                self.retries += 1
-            logger.warning("%s: %s; retry %d in %.1f s", what, describe(failure), number, delay)
-            failed_before = time.monotonic()
-            failure = yield delay
+    @staticmethod
+    def _gave_up(what: str, attempts: int, started: float, failure: BaseException) -> str:
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        spent = time.monotonic() - started
+        why = getattr(failure, _WHY, "")
+        return f"{what}: gave up after {tries} in {spent:.0f} s{why}; last error: {describe(failure)}"
 
     def _delay(self, failure: BaseException, number: int, started: float, failed_before: float) -> float | None:
         """Seconds to wait before attempt `number` + 1, or None to give up."""

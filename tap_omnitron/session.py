@@ -86,6 +86,8 @@ class OmnitronSession(requests.Session):
         kwargs.setdefault("timeout", (self.limits.connect_timeout, self.limits.read_timeout))
         self.pause.wait()
         stream, endpoint = self._name(urlsplit(request.url or "").path)
+        with self._lock:
+            self.sent += 1
         ticket = self._watcher.arm(self.limits.deadline)
         started = time.perf_counter()
         status: int | None = None
@@ -103,6 +105,9 @@ class OmnitronSession(requests.Session):
         return response
 
     def close(self) -> None:
+        """Close the connections, ending the requests still in flight at once, and write the
+        request counts."""
+        self._watcher.abandon_all()
         super().close()
         with self._lock:
             for counter in self._counters.values():
@@ -124,7 +129,6 @@ class OmnitronSession(requests.Session):
         )
         metrics.log(metrics.get_metrics_logger(), point)
         with self._lock:
-            self.sent += 1
             counter = self._counters.get((stream, endpoint))
             if counter is None:
                 counter = metrics.http_request_counter(stream, endpoint)
@@ -208,6 +212,13 @@ class _Watcher:
                 self._thread = threading.Thread(target=self._run, name="omnitron-deadlines", daemon=True)
                 self._thread.start()
         return ticket
+
+    def abandon_all(self) -> None:
+        with self._lock:
+            tickets = list(self._active.values())
+        for ticket in tickets:
+            ticket.expired = True
+            _abandon(ticket.connection)
 
     def disarm(self, ticket: _Ticket) -> None:
         with self._lock:

@@ -4,7 +4,7 @@ Each stream says what it is (name, path, keys, schema file); what they share is 
 `OmnitronStream`. Every request goes through the SDK's request path (`request_records`: the
 HTTP request, the authenticator, `request_decorator`'s retries, `validate_response`), one
 request per call of `fetch`, whatever thread calls it: detail requests and the list pages
-read ahead run in one bounded pool of threads (`api.Omnitron.executor`).
+read ahead run in bounded pools of threads (`api.Omnitron.details` and `.pages`).
 
 Orders come from `get_records` through `listing` and `pagination`; the SDK syncs the
 children once per page of orders, with the context `{"orders_page": n}`, after the page's
@@ -145,7 +145,7 @@ class OmnitronStream(StreamHooks):
     def get_http_request_counter(self) -> metrics.Counter:
         """Requests are counted where they are sent (`session.OmnitronSession`), every attempt
         and the login included; the SDK's counter here would count successful calls only."""
-        return _Uncounted()
+        return _UNCOUNTED
 
     def fetch(self, context: Context) -> Answer:
         """One request of this stream, through the SDK's request path."""
@@ -250,6 +250,9 @@ class _Uncounted(metrics.Counter):
         pass
 
 
+_UNCOUNTED = _Uncounted()
+
+
 class OrdersStream(OmnitronStream):
     """Orders, read as `listing` explains; the bookmark is the server's clock at the start."""
 
@@ -289,14 +292,15 @@ class OrdersStream(OmnitronStream):
     def get_records(self, context: Context | None) -> Iterator[dict]:  # noqa: ARG002
         self._fetch_skipped_details()
         resume = Resume.load(self.stream_state, self._since())
+        params = {"limit": self.config.get("page_size", settings.DEFAULT_PAGE_SIZE), "sort": "id"}
+        if resume.since:
+            params["modified_date__gte"] = resume.since
+        # The first page is asked for with the probes: a server the probes find ignoring the
+        # filter answers it as if it had not been sent, so the answer holds either way.
+        first: Future[Answer] | None = self._request_page({**params, "page": 1})
         plan = self._plan(resume)
         listing = Listing(plan, resume, self.logger)
-        params = {"limit": self.config.get("page_size", settings.DEFAULT_PAGE_SIZE), "sort": "id"}
-        if plan.since:
-            params["modified_date__gte"] = plan.since
-        for current in listing.passes():
-            pages = read_pages(self._request_page, params, ahead=self._pages_ahead(current))
-            yield from self._emit(pages, listing, current)
+        yield from self._emit(self._pages(listing, params, first), listing)
         Resume.clear(self.stream_state)
         self._keep_skipped()
         if plan.bookmarkable:
@@ -312,22 +316,34 @@ class OrdersStream(OmnitronStream):
             yield {"orders_page": self._closing[1]}
 
     def _request_page(self, params: dict[str, t.Any]) -> Future[Answer]:
-        return self.api.executor.submit(self.fetch, {"params": params})
+        return self.api.pages.submit(self.fetch, {"params": params})
 
-    def _emit(self, pages: Iterator[Page], listing: Listing, current: Pass) -> Iterator[dict]:
+    def _pages(
+        self, listing: Listing, params: dict[str, t.Any], first: Future[Answer] | None
+    ) -> Iterator[tuple[Pass, Page]]:
+        """The pages of every pass, in order; a pass begins once the one before is read (the
+        listing then knows whether another is needed), while its last page's details are
+        still in flight."""
+        for current in listing.passes():
+            ahead = self._pages_ahead(current)
+            for page in read_pages(self._request_page, params, ahead=ahead, first=first, expected=listing.pages):
+                yield current, page
+            first = None
+
+    def _emit(self, pages: Iterator[tuple[Pass, Page]], listing: Listing) -> Iterator[dict]:
         """Each page's new orders; the page after is read (and its details requested) first,
-        so that the pool of threads never waits for a page's records to be written."""
+        so that the pools of threads never wait for a page's records to be written."""
         previous = None
-        for page in pages:
+        for current, page in pages:
             orders = [self.prepare(record) for record in listing.select(current, page)]
             kept = [order for order in orders if self.stream_maps[0].get_filter_result(order)]
             number = next(self._page_numbers)
             self.feed.publish(number, kept, details=self._details)
             if previous is not None:
-                yield from self._release(listing, current, *previous)
-            previous = (page, number, orders, kept)
+                yield from self._release(listing, *previous)
+            previous = (current, page, number, orders, kept)
         if previous is not None:
-            yield from self._release(listing, current, *previous)
+            yield from self._release(listing, *previous)
 
     def _release(  # noqa: PLR0913
         self, listing: Listing, current: Pass, page: Page, number: int, orders: list[dict], kept: list[dict]
@@ -362,8 +378,14 @@ class OrdersStream(OmnitronStream):
             self.stream_state.pop(SKIPPED, None)
 
     def _plan(self, resume: Resume) -> Plan:
-        """Ask the server whether it filters and sorts as asked, and what time it is."""
-        probe = self._probe(sort="-id", since=FUTURE)
+        """Ask the server whether it filters and sorts as asked, and what time it is.
+
+        Two probes at once: a lower bound in the future (a filtering server lists nothing),
+        and this run's list under sort=-id (its first order, and how many there are; a server
+        that ignores the filter lists as without it).
+        """
+        future, top = (self._probe(sort="-id", since=since) for since in (FUTURE, resume.since))
+        probe, top = future.result(), top.result()
         results = probe.body["results"]
         server_filters = not results
         carries_key = bool(results) and "modified_date" in results[0]
@@ -371,9 +393,6 @@ class OrdersStream(OmnitronStream):
             resume.signpost = dates.from_http_date(probe.date) or self._local_clock()
         bookmarkable = server_filters or carries_key
         since = resume.since if bookmarkable else None
-        top = probe
-        if server_filters:  # the first order of this run's list, under sort=-id
-            top = self._probe(sort="-id", since=since)
         total = top.body.get("count") if isinstance(top.body.get("count"), int) else None
         if not bookmarkable:
             self.logger.warning(
@@ -410,8 +429,12 @@ class OrdersStream(OmnitronStream):
                 start = max(start, dates.parse(start_date))
         return dates.canonical(start)
 
-    def _probe(self, *, sort: str, since: str | None) -> Answer:
-        answer = self.fetch({"params": probe_params(sort=sort, since=since)})
+    def _probe(self, *, sort: str, since: str | None) -> Future[Answer]:
+        return self.api.pages.submit(self._found, {"params": probe_params(sort=sort, since=since)})
+
+    def _found(self, context: Context) -> Answer:
+        """A list page that must exist: the first page missing means the URL is wrong."""
+        answer = self.fetch(context)
         if not answer.found:
             raise not_a_list(answer)
         return answer
@@ -464,7 +487,7 @@ class OrderDetailsStream(_OrderChild):
 
     def request_detail(self, order_id: t.Any) -> Future[Answer]:  # noqa: ANN401
         """Start the request for one order's detail, in the pool of threads."""
-        return self.api.executor.submit(self.fetch, {"order_id": quote(str(order_id), safe="")})
+        return self.api.details.submit(self.fetch, {"order_id": quote(str(order_id), safe="")})
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         for detail in self.feed.details(t.cast("dict", context)["orders_page"]):

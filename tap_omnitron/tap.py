@@ -114,8 +114,9 @@ class TapOmnitron(TapHooks):
             default=settings.DEFAULT_MAX_CONCURRENCY,
             title="Max concurrency",
             description=(
-                "Requests in flight at once (order details, and list pages read ahead), over "
-                "pooled keep-alive connections; 1 sends one request at a time."
+                "Order detail requests in flight at once, over pooled keep-alive connections; list "
+                "pages are read ahead beside them (one while details are in flight, up to as many "
+                "when a pass only reads the list). 1 sends one request at a time."
             ),
         ),
         th.Property(

@@ -234,7 +234,7 @@ def test_gzip_in_several_members_or_in_chunks_is_read_whole(sandbox_factory, cle
 )
 def test_a_broken_list_page_is_retried_then_named_in_one_line(sandbox_factory, kind, said) -> None:
     sandbox = sandbox_factory(orders=5)
-    sandbox.hostile_plan = {ORDERS: [kind] * 10}
+    sandbox.hostile_plan = {ORDERS: [kind] * 100}
     run = run_tap(config_for(sandbox, max_retries=2, max_retry_seconds=3), env=NO_PROXY_ENV)
     assert_one_line(run, "GET /api/i1/orders/: gave up after", said)
     assert not run.messages or all(m["type"] != "RECORD" for m in run.messages)

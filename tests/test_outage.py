@@ -40,11 +40,18 @@ def test_a_two_minute_outage_in_the_middle_of_a_sync_is_ridden_out(sandbox_facto
     assert_children_follow(sandbox, run)
     retries = [line for line in run.stderr.splitlines() if "; retry " in line]
     assert retries
-    assert all("connection refused" in line or "closed the connection" in line for line in retries)
+    said = {line.split(": ", 2)[-1].split("; retry ")[0] for line in retries}
+    outage = {  # what a server that goes away mid-answer and then refuses connections looks like
+        "connection refused",
+        "the server closed the connection without an answer",
+        "the connection was reset",
+        "an answer that broke off before its end",
+    }
+    assert said <= outage, said
 
 
 def test_an_outage_that_does_not_end_stops_the_run_resumably(sandbox_factory) -> None:
-    sandbox = sandbox_factory(orders=300, on_list_page=outage_at_page(3, None))
+    sandbox = sandbox_factory(orders=300, on_list_page=outage_at_page(5, None))
     started = time.monotonic()
     down = run_tap(config_for(sandbox, page_size=50, max_retry_seconds=5))
     assert time.monotonic() - started < 30  # noqa: PLR2004

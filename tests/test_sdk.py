@@ -29,6 +29,7 @@ def parameters(function: object) -> list[str]:
         ("_generate_record_messages", Stream, ["self", "record"], Stream._write_record_message),
         ("_generate_schema_messages", Stream, ["self"], Stream._write_schema_message),
         ("_increment_stream_state", Stream, ["self", "latest_record", "context"], Stream._sync_records),
+        ("_sync_records", Stream, ["self", "context", "write_messages"], Stream.get_batches),
         ("_validate_config", PluginBase, ["self", "raise_errors"], PluginBase.__init__),
     ],
 )

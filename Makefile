@@ -3,6 +3,7 @@
 #   make venv     .venv: the tap in editable mode with its test extras
 #   make meltano  .venv-meltano (pinned Meltano) + `meltano install` of every plugin in meltano.yml
 #   make demo     sandbox API -> meltano run tap-omnitron target-duckdb dbt-duckdb:build -> report from the marts
+#   make lint     ruff (lint and format check) and mypy, the versions pinned in the test extra
 #   make test     the whole pytest suite (unit + tests/e2e: PostgreSQL, DuckDB, dbt models, Snowflake types/SQL)
 #   make test-snowflake the two-run scenario against a real Snowflake account (TARGET_SNOWFLAKE_*)
 #   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
@@ -36,7 +37,7 @@ DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: settings help venv meltano demo test test-snowflake snowflake-account test-sdk-next test-python bench clean clean-data check-python
+.PHONY: settings help venv meltano demo lint test test-snowflake snowflake-account test-sdk-next test-python bench clean clean-data check-python
 
 help:
 	@sed -n '/^$$/q;p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
@@ -87,6 +88,13 @@ demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 	echo "  done in $$((SECONDS - t0))s"; \
 	$(DUCKDB_PY) scripts/demo_report.py --db $(DEMO_DB) --since "$$started" \
 		--state "$$($(MELTANO) state get dev:tap-omnitron-to-target-duckdb 2>/dev/null || true)"
+
+# ruff over the whole tree (tap, sandbox, tests, scripts), mypy over tap_omnitron (pyproject.toml says which
+# rules and why). `ruff check --fix .` and `ruff format .` fix most of what this reports.
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Tests run on every core; a module's tests on one worker (they share its sandbox and runs).
 PARALLEL ?= -n auto --dist loadscope
@@ -154,7 +162,7 @@ clean-data:
 	rm -rf output .meltano/meltano.db
 
 clean:
-	rm -rf $(VENV) $(MVENV) .venv-sdk-next .venv-py* .venv-bench-base-* .meltano output .pytest_cache .hypothesis transform/target transform/logs
+	rm -rf $(VENV) $(MVENV) .venv-sdk-next .venv-py* .venv-bench-base-* .meltano output .pytest_cache .hypothesis .ruff_cache .mypy_cache transform/target transform/logs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # The benchmark of this checkout against BASE (a commit), both taps in one interleaved run. BASE's tap is

@@ -47,12 +47,18 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class Case:
+    """One benchmark case: how many orders, at what latency, with how many details at once."""
+
     name: str
     orders: int
     latency_ms: int
@@ -70,6 +76,8 @@ CASES = [
 
 @dataclass(frozen=True)
 class Tap:
+    """One side of the comparison: the tap of the interpreter `python`."""
+
     side: str  # "current" or "baseline"
     python: str  # the interpreter whose environment holds this side's tap_omnitron
 
@@ -86,23 +94,30 @@ TAP_CPU, SANDBOX_CPU = {CPUS[0]}, {CPUS[-1]}  # the tap alone on one; the rest o
 OLD_CPU_FLOOR = 1500  # orders/CPU-s; informational once there is no baseline to compare with
 
 
-def pinned(cpus: set[int], pin: bool):  # noqa: ANN201, FBT001
+def pinned(cpus: set[int], pin: bool) -> Callable[[], None] | None:
     """A preexec_fn that keeps a child process on `cpus`; None lets it run anywhere."""
     return (lambda: os.sched_setaffinity(0, cpus)) if pin else None
 
 
 def machine() -> str:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
-                 platform.processor() or "unknown")
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
+        platform.processor() or "unknown",
+    )
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()} ({platform.system()})"
 
 
 def tap_source(tap: Tap) -> str:
     """Where `tap.python -m tap_omnitron` imports the tap from (run where the benchmark runs it: not in a checkout)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([tap.python, "-c", "import tap_omnitron; print(tap_omnitron.__file__)"],
-                             cwd=tmp, capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [tap.python, "-c", "import tap_omnitron; print(tap_omnitron.__file__)"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if out.returncode != 0:
         sys.exit(f"{tap.python} cannot import tap_omnitron:\n{out.stderr.strip()}")
     return str(Path(out.stdout.strip()).parent)
@@ -119,18 +134,21 @@ def get_json(url: str) -> dict:
         return json.load(resp)
 
 
-def count_records(stream, counts: Counter) -> None:
+def count_records(stream: Iterable[bytes], counts: Counter) -> None:
     for line in stream:
         if b'"RECORD"' in line:
             m = RECORD_RE.match(line)
             counts[m.group(1).decode() if m else json.loads(line)["stream"]] += 1
 
 
-def start_sandbox(python: str, orders: int, latency_ms: int, cwd: str,
-                  pin: bool) -> tuple[subprocess.Popen, dict]:  # noqa: FBT001
-    proc = subprocess.Popen([python, "-m", "omnitron_sandbox", "--orders", str(orders), "--port", "0",
-                             "--latency-ms", str(latency_ms)], cwd=cwd, stdout=subprocess.PIPE, text=True,
-                            preexec_fn=pinned(SANDBOX_CPU, pin))
+def start_sandbox(python: str, orders: int, latency_ms: int, cwd: str, pin: bool) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen(
+        [python, "-m", "omnitron_sandbox", "--orders", str(orders), "--port", "0", "--latency-ms", str(latency_ms)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=pinned(SANDBOX_CPU, pin),  # noqa: PLW1509  (no other thread runs while it starts)
+    )
     line = proc.stdout.readline()  # blocks until the data is generated and the server listens
     if not line:
         sys.exit(f"sandbox ({python} -m omnitron_sandbox) exited with code {proc.wait()} before printing its URL")
@@ -147,14 +165,19 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def run_tap(tap: Tap, name: str, cfg: Path, tmp: str, pin: bool) -> tuple[float, object, Counter]:  # noqa: FBT001
+def run_tap(tap: Tap, name: str, cfg: Path, tmp: str, pin: bool) -> tuple[float, object, Counter]:
     """Runs the tap to its exit; returns wall seconds, its rusage and the RECORD messages per stream."""
     counts: Counter = Counter()
-    with open(Path(tmp, "stderr.log"), "w+b") as err:
+    with Path(tmp, "stderr.log").open("w+b") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([tap.python, "-m", "tap_omnitron", "--config", str(cfg)], cwd=tmp,
-                                stdout=subprocess.PIPE, stderr=err, bufsize=1 << 16,
-                                preexec_fn=pinned(TAP_CPU, pin))
+        proc = subprocess.Popen(
+            [tap.python, "-m", "tap_omnitron", "--config", str(cfg)],
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            bufsize=1 << 16,
+            preexec_fn=pinned(TAP_CPU, pin),  # noqa: PLW1509  (the reader thread starts after it)
+        )
         reader = threading.Thread(target=count_records, args=(proc.stdout, counts))
         reader.start()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -169,7 +192,7 @@ def run_tap(tap: Tap, name: str, cfg: Path, tmp: str, pin: bool) -> tuple[float,
     return wall, usage, counts
 
 
-def run_case(case: Case, orders: int, tap: Tap, sandbox_python: str, pin: bool) -> dict:  # noqa: FBT001
+def run_case(case: Case, orders: int, tap: Tap, sandbox_python: str, pin: bool) -> dict:
     name = label(case.name, tap.side)
     # A scratch working directory for both processes: `python -m` puts the working directory first on
     # sys.path, and a checkout there would shadow the tap installed in `tap.python`'s environment.
@@ -197,28 +220,59 @@ def run_case(case: Case, orders: int, tap: Tap, sandbox_python: str, pin: bool) 
     cpu = usage.ru_utime + usage.ru_stime
     print(f"  {name}: {wall:.2f} s wall, {requests:,} requests, {cpu:.2f} CPU-s", file=sys.stderr, flush=True)
     return {
-        "case": case.name, "side": tap.side, "python": tap.python, "orders": real_orders,
-        "max_concurrency": case.max_concurrency, "latency_ms": case.latency_ms,
-        "requests": requests, "wall_s": wall, "floor_s": floor,
-        "speedup": floor / wall if case.latency_ms else None, "orders_per_s": real_orders / wall,
+        "case": case.name,
+        "side": tap.side,
+        "python": tap.python,
+        "orders": real_orders,
+        "max_concurrency": case.max_concurrency,
+        "latency_ms": case.latency_ms,
+        "requests": requests,
+        "wall_s": wall,
+        "floor_s": floor,
+        "speedup": floor / wall if case.latency_ms else None,
+        "orders_per_s": real_orders / wall,
         "records": sum(counts.values()),
-        "records_per_s": sum(counts.values()) / wall, "tap_cpu_s": cpu,
+        "records_per_s": sum(counts.values()) / wall,
+        "tap_cpu_s": cpu,
         "orders_per_cpu_s": real_orders / cpu if cpu else None,
-        "peak_rss_mb": usage.ru_maxrss / 1024, "sandbox_cpu_s": sandbox_cpu, "streams": dict(counts),
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "sandbox_cpu_s": sandbox_cpu,
+        "streams": dict(counts),
     }
 
 
 def table(results: list[dict]) -> str:
-    head = ["case", "orders", "max_concurrency", "requests", "wall s", "floor s", "speedup", "orders/s",
-            "records/s", "orders/CPU-s", "peak RSS MB", "sandbox CPU-s"]
-    rows = [[label(r["case"], r["side"]), f"{r['orders']:,}",
-             "default" if r["max_concurrency"] is None else str(r["max_concurrency"]), f"{r['requests']:,}",
-             f"{r['wall_s']:.2f}", f"{r['floor_s']:.1f}",
-             "n/a" if r["speedup"] is None else f"{r['speedup']:.1f}x", f"{r['orders_per_s']:,.0f}",
-             f"{r['records_per_s']:,.0f}",
-             "n/a" if r["orders_per_cpu_s"] is None else f"{r['orders_per_cpu_s']:,.0f}",
-             f"{r['peak_rss_mb']:.0f}", f"{r['sandbox_cpu_s']:.1f}"]
-            for r in results]
+    head = [
+        "case",
+        "orders",
+        "max_concurrency",
+        "requests",
+        "wall s",
+        "floor s",
+        "speedup",
+        "orders/s",
+        "records/s",
+        "orders/CPU-s",
+        "peak RSS MB",
+        "sandbox CPU-s",
+    ]
+    rows = [
+        [
+            label(r["case"], r["side"]),
+            f"{r['orders']:,}",
+            "default" if r["max_concurrency"] is None else str(r["max_concurrency"]),
+            f"{r['requests']:,}",
+            f"{r['wall_s']:.2f}",
+            f"{r['floor_s']:.1f}",
+            "n/a" if r["speedup"] is None else f"{r['speedup']:.1f}x",
+            f"{r['orders_per_s']:,.0f}",
+            f"{r['records_per_s']:,.0f}",
+            "n/a" if r["orders_per_cpu_s"] is None else f"{r['orders_per_cpu_s']:,.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['sandbox_cpu_s']:.1f}",
+        ]
+        for r in results
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "--:" for i in range(len(head))) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
@@ -227,10 +281,10 @@ def targets(current: dict[str, dict], baseline: dict[str, dict]) -> list[str]:
     """The floors, checked on the current tap's rows; a baseline row's figure is shown beside its own."""
     out = []
 
-    def check(what: str, ok: bool, detail: str) -> None:  # noqa: FBT001
+    def check(what: str, ok: bool, detail: str) -> None:
         out.append(f"- [{'x' if ok else ' '}] {what}: {detail} -> {'OK' if ok else 'MISSED'}")
 
-    def beside(name: str, show) -> str:  # noqa: ANN001
+    def beside(name: str, show: Callable[[dict], str]) -> str:
         return f" (baseline {show(baseline[name])})" if name in baseline else ""
 
     def speedup(r: dict) -> str:
@@ -241,26 +295,37 @@ def targets(current: dict[str, dict], baseline: dict[str, dict]) -> list[str]:
 
     for name, minimum in (("c5-default-100ms", 7.5), ("c2-default-20ms", 5)):
         if (r := current.get(name)) is not None:
-            check(f"{name} speedup >= {minimum:g}x over the one-at-a-time floor", r["speedup"] >= minimum,
-                  speedup(r) + beside(name, speedup))
+            check(
+                f"{name} speedup >= {minimum:g}x over the one-at-a-time floor",
+                r["speedup"] >= minimum,
+                speedup(r) + beside(name, speedup),
+            )
     name = "c3-cpu-0ms"
     if (r := current.get(name)) is not None:
         cur = r["orders_per_cpu_s"]
         if name in baseline:
             base = baseline[name]["orders_per_cpu_s"]
-            check(f"{name} orders per CPU-second >= 0.5 x the baseline's", cur >= 0.5 * base,
-                  f"{cur:,.0f} vs baseline {base:,.0f} = {cur / base:.2f}x")
+            check(
+                f"{name} orders per CPU-second >= 0.5 x the baseline's",
+                cur >= 0.5 * base,
+                f"{cur:,.0f} vs baseline {base:,.0f} = {cur / base:.2f}x",
+            )
         else:
-            out.append(f"- [-] {name} orders per CPU-second: {cur:,.0f} (old absolute floor {OLD_CPU_FLOOR:,}; "
-                       "the floor is half the baseline's, see --baseline-python) -> informational")
+            out.append(
+                f"- [-] {name} orders per CPU-second: {cur:,.0f} (old absolute floor {OLD_CPU_FLOOR:,}; "
+                "the floor is half the baseline's, see --baseline-python) -> informational"
+            )
     name = "c4-memory-0ms"
     if (r := current.get(name)) is not None:
-        check(f"{name} peak RSS <= 100 MB at 50,000 orders", r["peak_rss_mb"] <= 100,
-              f"{rss(r)} at {r['orders']:,} orders" + beside(name, rss))
+        check(
+            f"{name} peak RSS <= 100 MB at 50,000 orders",
+            r["peak_rss_mb"] <= 100,
+            f"{rss(r)} at {r['orders']:,} orders" + beside(name, rss),
+        )
     return out
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901  (the benchmark's steps, in the order they run)
     names = [c.name for c in CASES]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="orders / 10, for a smoke run")
@@ -268,10 +333,17 @@ def main() -> None:
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     ap.add_argument("--no-pin", action="store_true", help="let tap and sandbox share every core")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each zero-latency case (median shown)")
-    ap.add_argument("--baseline-python", metavar="PATH",
-                    help="also run each case with this interpreter's tap_omnitron, interleaved, for comparison")
-    ap.add_argument("--sandbox-python", metavar="PATH", default=sys.executable,
-                    help="interpreter that has omnitron_sandbox (default: this one)")
+    ap.add_argument(
+        "--baseline-python",
+        metavar="PATH",
+        help="also run each case with this interpreter's tap_omnitron, interleaved, for comparison",
+    )
+    ap.add_argument(
+        "--sandbox-python",
+        metavar="PATH",
+        default=sys.executable,
+        help="interpreter that has omnitron_sandbox (default: this one)",
+    )
     args = ap.parse_args()
     pin = CAN_PIN and not args.no_pin
     if pin:
@@ -281,8 +353,9 @@ def main() -> None:
         ap.error(f"unknown cases {sorted(unknown)}; choose from {', '.join(names)}")
     # Absolute paths (never resolved: a venv's python is a symlink whose target knows no venv), as the
     # processes start in a scratch directory.
-    sandbox_python = os.path.abspath(args.sandbox_python)
-    taps = [Tap("baseline", os.path.abspath(args.baseline_python))] if args.baseline_python else []
+    sandbox_python = os.path.abspath(args.sandbox_python)  # noqa: PTH100  (not resolved: see above)
+    baseline = os.path.abspath(args.baseline_python) if args.baseline_python else None  # noqa: PTH100  (the same)
+    taps = [Tap("baseline", baseline)] if baseline else []
     taps.append(Tap("current", sys.executable))
     sources = {tap: tap_source(tap) for tap in taps}
     results, ranges = [], []
@@ -300,11 +373,10 @@ def main() -> None:
             results.append(ordered[len(ordered) // 2])
             if len(ordered) > 1:
                 low, high = ordered[-1]["orders_per_cpu_s"], ordered[0]["orders_per_cpu_s"]
-                ranges.append(f"- {label(case.name, tap.side)}: {len(ordered)} runs, "
-                              f"{low:,.0f} to {high:,.0f} orders/CPU-s")
-    placement = (
-        f"tap on CPU {CPUS[0]}, sandbox on CPU {CPUS[-1]}" if pin else "tap and sandbox share every core"
-    )
+                ranges.append(
+                    f"- {label(case.name, tap.side)}: {len(ordered)} runs, {low:,.0f} to {high:,.0f} orders/CPU-s"
+                )
+    placement = f"tap on CPU {CPUS[0]}, sandbox on CPU {CPUS[-1]}" if pin else "tap and sandbox share every core"
     print("Machine: " + machine() + f"; {placement}" + ("  [--quick: orders / 10]" if args.quick else ""))
     print("\n".join(f"{tap.side.capitalize()} tap: {sources[tap]} ({tap.python})" for tap in taps) + "\n")
     print(table(results) + "\n")
@@ -314,11 +386,19 @@ def main() -> None:
     note = " (--quick: the floors are meant for the full order counts)" if args.quick else ""
     print(f"Targets{note}:\n" + "\n".join(targets(by_side["current"], by_side.get("baseline", {}))))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "quick": args.quick, "pinned": pin,
-                                               "taps": {tap.side: {"python": tap.python, "tap_omnitron": sources[tap]}
-                                                        for tap in taps},
-                                               "results": results},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "quick": args.quick,
+                    "pinned": pin,
+                    "taps": {tap.side: {"python": tap.python, "tap_omnitron": sources[tap]} for tap in taps},
+                    "results": results,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

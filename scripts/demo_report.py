@@ -30,7 +30,7 @@ def money(value: Decimal | None) -> str:
         return "-"
     value = Decimal(value).normalize()
     exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:  # noqa: PLR2004
+    if isinstance(exponent, int) and exponent > -2:
         value = value.quantize(Decimal("0.01"))
     return f"{value:,f}"
 
@@ -42,8 +42,7 @@ def table(headers: list[str], rows: list[list[str]], numeric: int = 1) -> str:
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            str(c).rjust(w) if r else str(c).ljust(w)
-            for c, w, r in zip(cells, widths, right, strict=True)
+            str(c).rjust(w) if r else str(c).ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
         ).rstrip()
 
     sep = "  ".join("-" * w for w in widths)
@@ -54,17 +53,23 @@ def report(db: str, since: str | None, state: str | None) -> None:
     import duckdb  # noqa: PLC0415  (only in the target-duckdb venv)
 
     con = duckdb.connect(db, read_only=True)
-    q = lambda sql, *p: con.execute(sql, list(p)).fetchall()  # noqa: E731
 
-    cols = {r[0] for r in q(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = 'orders'", SCHEMA)}
-    n_orders, = q(f"SELECT count(*) FROM {SCHEMA}.orders")[0]
-    n_items, = q(f"SELECT count(*) FROM {SCHEMA}.order_items")[0]
-    n_details, = q(f"SELECT count(*) FROM {SCHEMA}.order_details")[0]
+    def q(sql: str, *p: object) -> list:
+        return con.execute(sql, list(p)).fetchall()
+
+    cols = {
+        r[0]
+        for r in q(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = 'orders'",
+            SCHEMA,
+        )
+    }
+    (n_orders,) = q(f"SELECT count(*) FROM {SCHEMA}.orders")[0]
+    (n_items,) = q(f"SELECT count(*) FROM {SCHEMA}.order_items")[0]
+    (n_details,) = q(f"SELECT count(*) FROM {SCHEMA}.order_details")[0]
     print(f"\nloaded into {db}: {n_orders} orders, {n_items} order items, {n_details} order details")
     if since and "_sdc_batched_at" in cols:
-        this_run, = q(f"SELECT count(*) FROM {SCHEMA}.orders WHERE _sdc_batched_at >= ?::TIMESTAMP", since)[0]
+        (this_run,) = q(f"SELECT count(*) FROM {SCHEMA}.orders WHERE _sdc_batched_at >= ?::TIMESTAMP", since)[0]
         print(f"orders written by this run: {this_run}")
     if state:
         try:
@@ -78,11 +83,15 @@ def report(db: str, since: str | None, state: str | None) -> None:
     # The rest comes from the dbt marts (transform/models/marts), built after the load.
     have = {r[0] for r in q("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", MARTS)}
     if missing := [m for m in MART_NAMES if m not in have]:
-        print(f"\nno dbt marts in {db} ({MARTS}.{', '.join(missing)} missing): "
-              "run `meltano invoke dbt-duckdb:build` after the load")
+        print(
+            f"\nno dbt marts in {db} ({MARTS}.{', '.join(missing)} missing): "
+            "run `meltano invoke dbt-duckdb:build` after the load"
+        )
         sys.exit(1)
-    print(f"\nmodels: transform/ (dbt, `meltano invoke dbt-duckdb:build`); marts in {db}: "
-          + ", ".join(f"{MARTS}.{m}" for m in MART_NAMES))
+    print(
+        f"\nmodels: transform/ (dbt, `meltano invoke dbt-duckdb:build`); marts in {db}: "
+        + ", ".join(f"{MARTS}.{m}" for m in MART_NAMES)
+    )
 
     # Amounts are DECIMAL(28, 8) in the marts: summed exactly, never as float.
     rows = q(f"""
@@ -91,11 +100,13 @@ def report(db: str, since: str | None, state: str | None) -> None:
         GROUP BY status_code, status_name, currency
         ORDER BY try_cast(status_code AS INTEGER), currency""")
     print("\norders per status  (omnitron__daily_revenue)")
-    print(table(
-        ["status", "name", "currency", "orders", "revenue (sum of amount)"],
-        [[s or "-", n or "?", c or "-", str(k), money(r)] for s, n, c, k, r in rows],
-        numeric=2,
-    ))
+    print(
+        table(
+            ["status", "name", "currency", "orders", "revenue (sum of amount)"],
+            [[s or "-", n or "?", c or "-", str(k), money(r)] for s, n, c, k, r in rows],
+            numeric=2,
+        )
+    )
     totals = q(f"""
         SELECT currency, count(*), sum(order_amount)
         FROM {MARTS}.omnitron__orders GROUP BY currency ORDER BY currency""")
@@ -105,17 +116,19 @@ def report(db: str, since: str | None, state: str | None) -> None:
     rows = q(f"SELECT item_count, count(*) FROM {MARTS}.omnitron__orders GROUP BY item_count ORDER BY item_count")
     print("\nitems per order  (omnitron__orders)")
     print(table(["items", "orders"], [[str(i), str(n)] for i, n in rows], numeric=2))
-    avg, = q(f"SELECT round(sum(item_count) / count(*), 2) FROM {MARTS}.omnitron__orders")[0]
+    (avg,) = q(f"SELECT round(sum(item_count) / count(*), 2) FROM {MARTS}.omnitron__orders")[0]
     print(f"average: {avg} items per order")
 
 
 def mutate(url: str, modify: int, create: int) -> None:
     body = json.dumps({"modify": modify, "create": create}).encode()
     req = urllib.request.Request(
-        url.rstrip("/") + "/_sandbox/mutate", data=body, method="POST",
+        url.rstrip("/") + "/_sandbox/mutate",
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (local sandbox)
+    with urllib.request.urlopen(req, timeout=10) as resp:
         resp.read()
     print(f"second run: sandbox changed {modify} orders and created {create} (incremental sync picks them up)")
 

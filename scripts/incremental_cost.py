@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from omnitron_sandbox import Sandbox  # noqa: E402
+from omnitron_sandbox import Sandbox  # noqa: E402  (once sys.path has the checkout)
 
 
 def run(config: dict, state: dict | None = None) -> tuple[dict, int]:
@@ -26,7 +26,7 @@ def run(config: dict, state: dict | None = None) -> tuple[dict, int]:
         if state is not None:
             Path(tmp, "s.json").write_text(json.dumps(state))
             args += ["--state", str(Path(tmp, "s.json"))]
-        out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=True).stdout  # noqa: S603
+        out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=True).stdout
     messages = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     states = [m["value"] for m in messages if m["type"] == "STATE"]
     return states[-1], sum(m["type"] == "RECORD" and m["stream"] == "orders" for m in messages)
@@ -45,8 +45,10 @@ def main() -> None:
                 _, orders = run(config, state)
                 by_path = sandbox.requests_by_path
                 details = sum(n for path, n in by_path.items() if "detailed" in path)
-                print(f"| {shape} | {order or 'id (sort honoured)'} | {orders} | "
-                      f"{by_path.get('/api/i1/orders/', 0)} | {details} |")
+                print(
+                    f"| {shape} | {order or 'id (sort honoured)'} | {orders} | "
+                    f"{by_path.get('/api/i1/orders/', 0)} | {details} |"
+                )
 
 
 if __name__ == "__main__":

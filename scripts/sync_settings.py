@@ -16,9 +16,12 @@ KINDS = {"number": "decimal"}  # Meltano's name where it differs from JSON Schem
 
 
 def about(fmt: str) -> str:
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "-m", "tap_omnitron", "--about", f"--format={fmt}"],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     ).stdout
 
 

@@ -35,12 +35,12 @@ Shape = t.Callable[[t.Any], "str | None"]  # what is wrong with a decoded body, 
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
-def decode_json(content: bytes) -> t.Any:  # noqa: ANN401
+def decode_json(content: bytes) -> t.Any:
     """Parse JSON with every non-integer number as `Decimal`."""
     return _decoder.decode(content)
 
 
-def a_page(body: t.Any) -> str | None:  # noqa: ANN401
+def a_page(body: t.Any) -> str | None:
     if not isinstance(body, dict) or not isinstance(body.get("results"), list):
         return "expected an object with a 'results' list"
     if not all(isinstance(order, dict) for order in body["results"]):
@@ -48,7 +48,7 @@ def a_page(body: t.Any) -> str | None:  # noqa: ANN401
     return None
 
 
-def an_order(body: t.Any) -> str | None:  # noqa: ANN401
+def an_order(body: t.Any) -> str | None:
     if not isinstance(body, dict) or "pk" not in body:
         return "expected an order object with a 'pk'"
     return None
@@ -65,7 +65,7 @@ class Answer:
 
     @property
     def found(self) -> bool:
-        return self.status != 404  # noqa: PLR2004
+        return self.status != 404  # noqa: PLR2004  (HTTP status codes read better as numbers)
 
 
 class Unauthorized(OmnitronError):
@@ -76,19 +76,21 @@ def read(response: requests.Response, what: str, shape: Shape) -> Answer:
     """The `Answer` a response stands for, or the error it is (see the module docstring)."""
     status = response.status_code
     if status in AWAY_STATUSES:
-        raise Away(f"HTTP {status} {_reason(response)}".strip(), retry_after=retry_after(response.headers.get("Retry-After")))
-    if status >= 500:  # noqa: PLR2004
+        raise Away(
+            f"HTTP {status} {_reason(response)}".strip(), retry_after=retry_after(response.headers.get("Retry-After"))
+        )
+    if status >= 500:  # noqa: PLR2004  (HTTP status codes read better as numbers)
         raise Broken(f"HTTP {status} {_reason(response)}".strip())
     date = response.headers.get("Date")
-    if status == 404:  # noqa: PLR2004
+    if status == 404:  # noqa: PLR2004  (HTTP status codes read better as numbers)
         return Answer(what, status, None, date)
-    if 300 <= status < 400:  # noqa: PLR2004  (not followed: it would carry the token along)
+    if 300 <= status < 400:  # noqa: PLR2004  (a redirect, not followed: it would carry the token along)
         location = urljoin(response.url, response.headers.get("Location") or "")
         moved = urlsplit(location)._replace(query="", fragment="").geturl()
         raise OmnitronError(f"{what} answered {status}, moved to {moved}: check base_url")
-    if status == 401:  # noqa: PLR2004
+    if status == 401:  # noqa: PLR2004  (HTTP status codes read better as numbers)
         raise Unauthorized(f"{what} answered 401 ({server_detail(response.content) or 'unauthorized'})")
-    if status != 200:  # noqa: PLR2004
+    if status != 200:  # noqa: PLR2004  (HTTP status codes read better as numbers)
         detail = server_detail(response.content) or _reason(response)
         raise OmnitronError(f"{what} answered HTTP {status}: {detail}")
     try:

@@ -31,7 +31,7 @@ PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,1024}")
 class TokenAuth(requests.auth.AuthBase):
     """Adds the current key to a request; logs in at first use when there is no api_token."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(  # noqa: PLR0913  (three of them keyword-only, the ways to authenticate)
         self,
         session: requests.Session,
         base_url: str,
@@ -105,7 +105,7 @@ class TokenAuth(requests.auth.AuthBase):
             msg = f"login refused for username {self._username!r}: {detail}"
             raise AuthenticationError(msg)
         key = decoded.get("key") if isinstance(decoded, dict) else None
-        if response.status_code != 200 or not isinstance(key, str) or not key:  # noqa: PLR2004
+        if response.status_code != 200 or not isinstance(key, str) or not key:  # noqa: PLR2004  (HTTP 200)
             msg = f"login failed: POST {LOGIN_PATH} answered HTTP {response.status_code} without a token key"
             raise OmnitronError(msg)
         SECRETS.add(key)
@@ -124,7 +124,7 @@ class TokenAuth(requests.auth.AuthBase):
         status = response.status_code
         if status in AWAY_STATUSES:
             raise Away(f"HTTP {status}", retry_after=retry_after(response.headers.get("Retry-After")))
-        if status >= 500:  # noqa: PLR2004
+        if status >= 500:  # noqa: PLR2004  (HTTP status codes read better as numbers)
             raise Broken(f"HTTP {status}")
         return response
 

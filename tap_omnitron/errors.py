@@ -129,7 +129,7 @@ def server_detail(body: bytes) -> str | None:
 _PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]")
 
 
-def first_message(body: t.Any) -> str | None:  # noqa: ANN401
+def first_message(body: t.Any) -> str | None:
     """The first human message of a Django REST framework error body, on one printable line."""
     if isinstance(body, dict):
         for key in ("detail", "non_field_errors", *body.keys()):
@@ -180,16 +180,18 @@ def describe(exc: BaseException) -> str:
     return f"the connection failed ({type(exc).__name__})"
 
 
+_X509_V_ERR_CERT_HAS_EXPIRED = 10  # OpenSSL's verify codes
+_X509_V_ERR_HOSTNAME_MISMATCH = 62
+_X509_V_ERR_IP_ADDRESS_MISMATCH = 64
+
+
 def _tls_problem(exc: BaseException) -> str:
     """The certificate problem, with the hint that fits it (a CA bundle fixes only some)."""
     verify = next((e for e in _chain(exc) if hasattr(e, "verify_code")), None)
     code = getattr(verify, "verify_code", None)
-    if code in {62, 64}:  # noqa: PLR2004  (X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH)
-        return (
-            "the TLS certificate is for another host name: check base_url "
-            "(a CA bundle does not fix this)"
-        )
-    if code == 10:  # noqa: PLR2004  (X509_V_ERR_CERT_HAS_EXPIRED)
+    if code in {_X509_V_ERR_HOSTNAME_MISMATCH, _X509_V_ERR_IP_ADDRESS_MISMATCH}:
+        return "the TLS certificate is for another host name: check base_url (a CA bundle does not fix this)"
+    if code == _X509_V_ERR_CERT_HAS_EXPIRED:
         return "the TLS certificate has expired (the server must renew it)"
     if verify is not None:
         return (
@@ -213,13 +215,16 @@ def is_certificate_problem(exc: BaseException) -> bool:
     return any(hasattr(e, "verify_code") for e in _chain(exc))
 
 
+_MAX_CHAIN = 50  # exceptions followed through one chain: more than any real one has
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     """The exception and every exception it wraps (in args, as cause or context)."""
     seen: list[BaseException] = []
     todo: list[t.Any] = [exc]
     while todo:
         item = todo.pop()
-        if isinstance(item, BaseException) and all(item is not s for s in seen) and len(seen) < 50:  # noqa: PLR2004
+        if isinstance(item, BaseException) and all(item is not s for s in seen) and len(seen) < _MAX_CHAIN:
             seen.append(item)
             todo.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
     return seen

@@ -61,7 +61,7 @@ class OrderFeed:
 
     def remember(self, order_ids: Iterable[t.Any]) -> None:
         """Details skipped by an earlier run, still to fetch."""
-        self.skipped.update({order_id: "skipped by an earlier run" for order_id in order_ids})
+        self.skipped.update(dict.fromkeys(order_ids, "skipped by an earlier run"))
 
     def publish(self, number: int, orders: list[dict], *, details: OrderDetailsStream | None) -> None:
         """Page `number` will be emitted with these orders; start their detail requests, if
@@ -97,9 +97,7 @@ class OrderFeed:
         for _, pending in page.details if page else ():
             pending.cancel()
 
-    def _publish(
-        self, number: int, orders: list[tuple[t.Any, list[dict]]], details: OrderDetailsStream | None
-    ) -> None:
+    def _publish(self, number: int, orders: list[tuple[t.Any, list[dict]]], details: OrderDetailsStream | None) -> None:
         page = _Page(orders)
         self._pages[number] = page
         if details is not None:

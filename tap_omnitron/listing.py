@@ -20,14 +20,15 @@ not count); only new orders get a detail request. A pass read in one request is 
 
 from __future__ import annotations
 
-import logging
 import typing as t
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tap_omnitron import dates
 
 if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Iterator
+
     from tap_omnitron.pagination import Page
 
 FUTURE = "2999-01-01T00:00:00Z"  # a lower bound no order reaches: a filtering server lists nothing
@@ -88,7 +89,7 @@ class Resume:
             return cls(saved.get("since"), saved.get("signpost"), after_id, _done_through=after_id)
         return cls(since)
 
-    def done(self, order_id: t.Any) -> bool:  # noqa: ANN401
+    def done(self, order_id: t.Any) -> bool:
         """Emitted by a killed run of this sync (this run's own progress is not consulted:
         a later pass must still find what an earlier one missed)."""
         return self.in_id_order and isinstance(order_id, int) and order_id <= self._done_through
@@ -99,7 +100,7 @@ class Resume:
         After deletions (the list shrank) the paginator re-reads the page before; the rows
         it finds there are not covered until then.
         """
-        ids = [r.get("id") for r in page.results if isinstance(r.get("id"), int)]
+        ids = [order_id for r in page.results if isinstance(order_id := r.get("id"), int)]
         if self.in_id_order and ids != sorted(ids):
             self.not_in_id_order(logger)
         if self.in_id_order and ids and not page.shrank:
@@ -135,7 +136,7 @@ class Pass:
     recovered: int = 0  # of those, orders an earlier pass should have seen: worth another pass
     highest: t.Any = None  # the highest order id listed
 
-    def saw(self, order_id: t.Any) -> None:  # noqa: ANN401
+    def saw(self, order_id: t.Any) -> None:
         if isinstance(order_id, int) and (self.highest is None or order_id > self.highest):
             self.highest = order_id
 
@@ -167,8 +168,8 @@ class Listing:
             if current.complete:
                 return
         self.logger.warning(
-            "The order list was still changing after %d passes; an order it hid may wait "
-            "until it next changes.", MAX_PASSES,
+            "The order list was still changing after %d passes; an order it hid may wait until it next changes.",
+            MAX_PASSES,
         )
 
     def select(self, current: Pass, page: Page) -> list[dict]:
@@ -211,7 +212,7 @@ class Listing:
     def _check_sort(self, page: Page) -> None:
         """`sort=-id` and `sort=id` must start at different ends of a list of two or more."""
         results, count = page.results, page.count
-        if not results or count is None or count < 2:  # noqa: PLR2004
+        if not results or count is None or count < 2:  # noqa: PLR2004  (two or more: see the docstring)
             return
         first, top = results[0].get("id"), self.plan.top_id
         if not (isinstance(first, int) and isinstance(top, int) and top > first):

@@ -96,7 +96,7 @@ class PageNumbers(BaseAPIPaginator[int]):
         return page
 
 
-def read_pages(  # noqa: PLR0913
+def read_pages(
     request: Request,
     params: t.Mapping[str, t.Any],
     *,
@@ -130,7 +130,7 @@ def read_pages(  # noqa: PLR0913
             number = paginator.current_value
             pending = early.popleft()[1] if early else request({**params, "page": number})
             answer = pending.result()
-            paginator.advance(answer)
+            paginator.advance(answer)  # type: ignore[arg-type]  # pages are read as `Answer`s (see `get_next`)
             if answer.found and answer.body["results"]:
                 per_page = per_page or len(answer.body["results"])
                 count = answer.body.get("count")
@@ -155,7 +155,7 @@ def not_a_list(answer: Answer) -> OmnitronError:
     return OmnitronError(f"{answer.what} answered 404 (not found): check base_url")
 
 
-def next_page_number(next_url: t.Any, current: int) -> int | None:  # noqa: ANN401
+def next_page_number(next_url: t.Any, current: int) -> int | None:
     """The page number a DRF `next` link points to; None at the end."""
     if not next_url or not isinstance(next_url, str):
         return None

@@ -51,12 +51,16 @@ class Progress:
             share = min(orders / self.total, 1.0)
             logger.info(
                 "Progress: %s of %s orders (%.0f%%), %.0f orders/s%s.",
-                f"{orders:,}", f"{self.total:,}", share * 100, rate, eta,
+                f"{orders:,}",
+                f"{self.total:,}",
+                share * 100,
+                rate,
+                eta,
             )
         else:
             logger.info("Progress: %s orders, %.0f orders/s.", f"{orders:,}", rate)
 
-    def summary(  # noqa: PLR0913
+    def summary(  # noqa: PLR0913  (keyword-only: the numbers of the summary line)
         self,
         *,
         reason: str,
@@ -64,7 +68,7 @@ class Progress:
         retries: int,
         paused: float,
         skipped: int,
-        bookmark: t.Any,  # noqa: ANN401
+        bookmark: t.Any,
     ) -> str:
         """One line for people, whose numbers are also fields of the log record (`run_summary`
         in the SDK's structured logging) for schedulers and log pipelines."""
@@ -97,10 +101,10 @@ class Progress:
 
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
-    if seconds < 60:  # noqa: PLR2004
+    if seconds < 60:  # noqa: PLR2004  (seconds in a minute)
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:  # noqa: PLR2004
+    if minutes < 60:  # noqa: PLR2004  (minutes in an hour)
         return f"{minutes} min {seconds} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"

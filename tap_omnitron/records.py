@@ -54,7 +54,7 @@ def _types(prop: dict) -> list[str]:
     return [kind] if isinstance(kind, str) else list(kind)
 
 
-def to_decimal_text(value: t.Any) -> str | None:  # noqa: ANN401
+def to_decimal_text(value: t.Any) -> str | None:
     """Return exact decimal text for a number or numeric text; None if it is not one.
 
     Numbers that came in as JSON numbers get at least two places ("7" -> "7.00"), the
@@ -76,14 +76,14 @@ def to_decimal_text(value: t.Any) -> str | None:  # noqa: ANN401
         if not number.is_finite():
             return None
         exponent = number.as_tuple().exponent
-        if isinstance(exponent, int) and exponent > -2:  # noqa: PLR2004
+        if isinstance(exponent, int) and exponent > -2:  # noqa: PLR2004  (fewer than two places: made cents)
             with contextlib.suppress(InvalidOperation):  # beyond 28 digits: keep as is
                 number = number.quantize(_CENT)
         return f"{number:f}"
     return None
 
 
-def normalise_decimals(record: t.Any, plan: DecimalPlan) -> None:  # noqa: ANN401
+def normalise_decimals(record: t.Any, plan: DecimalPlan) -> None:
     """Rewrite the planned decimal fields of `record` in place."""
     if isinstance(record, list):
         for item in record:
@@ -101,7 +101,7 @@ def normalise_decimals(record: t.Any, plan: DecimalPlan) -> None:  # noqa: ANN40
             normalise_decimals(value, sub)
 
 
-def redact_secrets(value: t.Any) -> t.Any:  # noqa: ANN401
+def redact_secrets(value: t.Any) -> t.Any:  # noqa: C901  (one loop on purpose: see the docstring)
     """Replace every secret in `value` by `REDACTED`, in place, keeping the keys.
 
     Written as one loop over each object's keys, with key names classified once: this
@@ -130,6 +130,7 @@ def redact_secrets(value: t.Any) -> t.Any:  # noqa: ANN401
 
 _PLAIN, _CONTAINER, _SECRET = 0, 1, 2
 _kinds: dict[str, int] = {}  # key names repeat in every record: classify each once
+_MAX_KINDS = 100_000  # bounded, whatever keys a server sends
 
 
 def _classify(key: str) -> int:
@@ -139,12 +140,12 @@ def _classify(key: str) -> int:
         kind = _SECRET
     else:
         kind = _PLAIN
-    if len(_kinds) < 100_000:  # noqa: PLR2004  (bounded, whatever keys a server sends)
+    if len(_kinds) < _MAX_KINDS:
         _kinds[key] = kind
     return kind
 
 
-def _mask_leaves(value: t.Any) -> t.Any:  # noqa: ANN401
+def _mask_leaves(value: t.Any) -> t.Any:
     """Mask every leaf but keep the structure: the loaded tables keep their shape."""
     if isinstance(value, dict):
         return {key: _mask_leaves(item) for key, item in value.items()}
@@ -174,7 +175,7 @@ def restore_decimal_bounds(schema: dict, source: dict) -> None:
     """
     widest = _widest_bounds(source)
 
-    def walk(node: t.Any, origin: t.Any) -> None:  # noqa: ANN401
+    def walk(node: t.Any, origin: t.Any) -> None:
         if not isinstance(node, dict):
             return
         origin = origin if isinstance(origin, dict) else {}
@@ -189,7 +190,7 @@ def restore_decimal_bounds(schema: dict, source: dict) -> None:
     walk(schema, source)
 
 
-def _widest_bounds(schema: t.Any) -> dict[str, int]:  # noqa: ANN401
+def _widest_bounds(schema: t.Any) -> dict[str, int]:
     found: dict[str, int] = {}
     if isinstance(schema, dict):
         if schema.get("format") == "x-singer.decimal":

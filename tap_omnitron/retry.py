@@ -32,7 +32,7 @@ from singer_sdk.exceptions import RetriableAPIError
 from tap_omnitron.errors import GaveUp, describe, is_certificate_problem, is_malformed
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable
 
 logger = logging.getLogger("tap-omnitron")
 
@@ -121,7 +121,7 @@ class RetryPolicy:
         """
 
         @functools.wraps(func)
-        def call(*args: t.Any, **kwargs: t.Any) -> _T:  # noqa: ANN401
+        def call(*args: t.Any, **kwargs: t.Any) -> _T:
             started = failed_before = time.monotonic()
             attempts = 0
             while True:
@@ -169,7 +169,7 @@ class RetryPolicy:
                 setattr(failure, _WHY, f" (the server asked to wait {hint:.0f} s, beyond max_retry_seconds)")
                 return None
             return self.pause.extend(hint)
-        delay = random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** (number - 1)))  # noqa: S311
+        delay = random.uniform(0, min(MAX_DELAY, FIRST_DELAY * 2 ** (number - 1)))  # noqa: S311  (jitter, not cryptography)
         return min(delay, left)  # the last attempt at the end of the budget
 
 
@@ -186,4 +186,4 @@ def retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if seconds == seconds else None  # noqa: PLR0124  (NaN)
+    return max(0.0, seconds) if seconds == seconds else None  # noqa: PLR0124  (only NaN is not equal to itself)

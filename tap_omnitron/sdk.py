@@ -11,8 +11,9 @@ made it necessary, and `make test-sdk-next` runs the suite against the next SDK 
 | `Stream._increment_stream_state` | The SDK reads the bookmark from each record's replication key, which Omnitron's documented orders do not carry (it raises `KeyError`); the orders' bookmark is the server's clock instead (see `listing`). |
 | `RESTStream._LOG_REQUEST_METRICS` | The SDK times a request in `_request` only when it succeeds at the socket level, and never the login; the tap times every request where it is sent (`session.OmnitronSession`), so the SDK's own timing is turned off to keep one `http_request_duration` line per request. |
 | `Stream._sync_records` | The only source of a stream's records with its children synced and its state kept, which the SDK's own `get_batches` reads too; `get_batches` is the documented hook for BATCH, and the tap's cuts the files at page boundaries, so that no STATE ever covers records not yet in a file. |
+| `Tap.sync_all` (public, but marked final) | Wrapped, not replaced: `super().sync_all()` syncs; around it the tap stops the requests still in flight, writes the summary of a run that failed too, and fails a run that skipped details when `fail_on_skipped_details` says so. |
 | `PluginBase._validate_config` | The only hook that runs before the SDK validates the settings and quotes them in its messages: the secrets are registered for scrubbing first, and the tap's own checks give one line each. |
-"""
+"""  # noqa: E501  (a Markdown table, one row per line)
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_omnitron.errors import SettingsError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
     from singer_sdk import singerlib as singer
     from singer_sdk.helpers.types import Context
@@ -44,10 +45,10 @@ class StreamHooks(RESTStream):
 
     _LOG_REQUEST_METRICS = False
 
-    def _generate_record_messages(self, record: dict) -> Iterator[singer.RecordMessage]:
+    def _generate_record_messages(self, record: dict) -> Generator[singer.RecordMessage, None, None]:
         return self.record_messages(record)
 
-    def _generate_schema_messages(self) -> Iterator[singer.SchemaMessage]:
+    def _generate_schema_messages(self) -> Generator[singer.SchemaMessage, None, None]:
         for message in super()._generate_schema_messages():
             yield self.schema_message(message)
 
@@ -58,7 +59,7 @@ class StreamHooks(RESTStream):
         """The records `get_batches` writes to files, as the SDK's own `get_batches` reads them."""
         return self._sync_records(context, write_messages=False)
 
-    def record_messages(self, record: dict) -> Iterator[singer.RecordMessage]:
+    def record_messages(self, record: dict) -> Generator[singer.RecordMessage, None, None]:
         raise NotImplementedError
 
     def schema_message(self, message: singer.SchemaMessage) -> singer.SchemaMessage:
@@ -82,7 +83,7 @@ class TapHooks(Tap):
 
 
 def _one_setting(error: str) -> str:
-    """"0 is less than the minimum of 1 in config['page_size']" -> "page_size: 0 is less ..."."""
+    """One setting's error, led by its name: "0 is less ... in config['page_size']" -> "page_size: 0 is less ..."."""
     message, found, where = error.rpartition(" in config[")
     if found and where.endswith("]"):
         return f"{where[:-1].strip(chr(39))}: {message}"

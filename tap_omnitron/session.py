@@ -18,6 +18,7 @@ sends (list pages, details, the login, retries):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import typing as t
@@ -31,6 +32,8 @@ from singer_sdk import metrics
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from urllib3 import HTTPConnectionPool
 
     from tap_omnitron.retry import Pause
 
@@ -63,9 +66,7 @@ class OmnitronSession(requests.Session):
     `name` maps a request's path to the (stream, endpoint) its metrics carry.
     """
 
-    def __init__(
-        self, *, limits: Limits, pool_size: int, pause: Pause, name: Callable[[str], tuple[str, str]]
-    ) -> None:
+    def __init__(self, *, limits: Limits, pool_size: int, pause: Pause, name: Callable[[str], tuple[str, str]]) -> None:
         super().__init__()
         self.limits = limits
         self.pause = pause
@@ -79,7 +80,7 @@ class OmnitronSession(requests.Session):
         self._counters: dict[tuple[str, str], metrics.Counter] = {}
         self._lock = threading.Lock()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         """Send after any pause, within the deadline; redirects are never followed (they would
         carry the token elsewhere)."""
         kwargs["allow_redirects"] = False
@@ -115,7 +116,7 @@ class OmnitronSession(requests.Session):
             self._counters.clear()
 
     def _measure(self, stream: str, endpoint: str, status: int | None, seconds: float) -> None:
-        failed = status is None or status >= 400  # noqa: PLR2004
+        failed = status is None or status >= 400  # noqa: PLR2004  (HTTP status codes read better as numbers)
         point = metrics.Point(
             "timer",
             metric=metrics.Metric.HTTP_REQUEST_DURATION,
@@ -143,15 +144,15 @@ class _BoundedAdapter(HTTPAdapter):
         super().__init__(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.max_body = max_body
 
-    def get_connection_with_tls_context(self, *args: t.Any, **kwargs: t.Any) -> t.Any:  # noqa: ANN401
+    def get_connection_with_tls_context(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """The pool for a request, its connections made watchable (`ConnectionCls` is the
         pool's documented class attribute for the connections it makes)."""
-        pool = super().get_connection_with_tls_context(*args, **kwargs)
+        pool = t.cast("HTTPConnectionPool", super().get_connection_with_tls_context(*args, **kwargs))
         if not getattr(pool.ConnectionCls, "watched", False):
             pool.ConnectionCls = _watched(pool.ConnectionCls)
         return pool
 
-    def build_response(self, req: requests.PreparedRequest, resp: t.Any) -> requests.Response:  # noqa: ANN401
+    def build_response(self, req: requests.PreparedRequest, resp: t.Any) -> requests.Response:
         response = super().build_response(req, resp)
         response.raw = _CappedBody(response.raw, self.max_body)
         return response
@@ -160,11 +161,11 @@ class _BoundedAdapter(HTTPAdapter):
 class _CappedBody:
     """The raw body, read through a count of its decompressed bytes."""
 
-    def __init__(self, raw: t.Any, limit: int) -> None:  # noqa: ANN401
+    def __init__(self, raw: t.Any, limit: int) -> None:
         self._raw = raw
         self._limit = limit
 
-    def stream(self, amt: int = _CHUNK, decode_content: bool | None = None) -> Iterator[bytes]:  # noqa: FBT001
+    def stream(self, amt: int = _CHUNK, decode_content: bool | None = None) -> Iterator[bytes]:  # noqa: FBT001  (urllib3's signature)
         total = 0
         for chunk in self._raw.stream(min(amt, _CHUNK), decode_content=decode_content):
             total += len(chunk)
@@ -174,7 +175,7 @@ class _CappedBody:
                 raise BodyTooLarge(msg)
             yield chunk
 
-    def __getattr__(self, name: str) -> t.Any:  # noqa: ANN401
+    def __getattr__(self, name: str) -> t.Any:
         return getattr(self._raw, name)
 
 
@@ -237,26 +238,24 @@ class _Watcher:
                 _abandon(ticket.connection)
 
 
-def _abandon(connection: t.Any) -> None:  # noqa: ANN401
+def _abandon(connection: t.Any) -> None:
     """Make the connection's next read fail at once (closing a socket another thread reads
     from is not reliable; shortening its timeout is)."""
     sock = getattr(connection, "sock", None)
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.settimeout(_ABANDON_TIMEOUT)
-        except OSError:
-            pass
 
 
 _WATCHED: dict[type, type] = {}
 
 
-def _watched(connection_class: type) -> type:
+def _watched(connection_class: t.Any) -> type:
     """A subclass of the pool's connection class that tells the current request's ticket
     which connection carries it (made once per class)."""
     if connection_class not in _WATCHED:
 
-        def request(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:  # noqa: ANN401
+        def request(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
             ticket = getattr(_current, "ticket", None)
             if ticket is not None:
                 ticket.connection = self

@@ -55,10 +55,7 @@ def check(config: t.Mapping[str, t.Any]) -> None:
         try:
             dates.parse(config["start_date"])
         except ValueError:
-            msg = (
-                "start_date must be an ISO 8601 date or date-time (e.g. 2024-01-31), "
-                f"got {config['start_date']!r}"
-            )
+            msg = f"start_date must be an ISO 8601 date or date-time (e.g. 2024-01-31), got {config['start_date']!r}"
             raise SettingsError(msg) from None
 
 
@@ -71,7 +68,7 @@ def _header_safe(text: str) -> bool:
     return text.isprintable()
 
 
-def normalise_base_url(value: t.Any) -> str:  # noqa: ANN401
+def normalise_base_url(value: t.Any) -> str:
     """`https://host[/prefix]` without a trailing slash or a pasted API suffix."""
     text = str(value).strip()
     try:
@@ -108,7 +105,7 @@ def ca_bundle(config: t.Mapping[str, t.Any]) -> str | bool:
     path = named or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if not path:
         return True
-    if not os.path.exists(path):
+    if not os.path.exists(path):  # noqa: PTH110  (False on any OSError; Path.exists raises on some)
         msg = f"cannot read the CA certificates in {path} ({where}): no such file or folder"
         raise SettingsError(msg)
     return str(path)

@@ -13,7 +13,7 @@ last order its stream maps keep, and they read that page from the `feed`.
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import itertools
 import typing as t
 from functools import cached_property
@@ -37,13 +37,13 @@ from tap_omnitron.sdk import StreamHooks
 from tap_omnitron.session import user_agent
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
     from concurrent.futures import Future
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_omnitron.api import Omnitron, Shape
+    from tap_omnitron.api import Omnitron
     from tap_omnitron.feed import OrderFeed
     from tap_omnitron.progress import Progress
 
@@ -63,7 +63,7 @@ class OmnitronStream(StreamHooks):
 
     schema = StreamSchema(SchemaDirectory(_schema_dir()))
     allow_redirects = False  # a redirect would carry the token elsewhere: see `api.read`
-    shape: t.ClassVar[Shape]  # what a good answer of this stream's endpoint looks like
+    shape: t.ClassVar[staticmethod[[t.Any], str | None]]  # what a good answer of this stream's endpoint looks like
 
     def __init__(
         self, tap: Tap, *, api: Omnitron, feed: OrderFeed, progress: Progress, checkpoint: Callable[[], None]
@@ -86,7 +86,7 @@ class OmnitronStream(StreamHooks):
         return self.api.session
 
     @property
-    def authenticator(self) -> t.Any:  # noqa: ANN401
+    def authenticator(self) -> t.Any:
         return self.api.auth
 
     @property
@@ -103,7 +103,7 @@ class OmnitronStream(StreamHooks):
         the whole table (it would delete the rows of every other page)."""
         return False
 
-    def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:  # noqa: ANN401
+    def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:
         """The request, prepared without the session's per-request merging (cookies, netrc,
         environment): the tap keeps no cookies, and reads its settings once (`api`)."""
         request = requests.Request(*args, **kwargs)
@@ -114,7 +114,7 @@ class OmnitronStream(StreamHooks):
         """One request per `fetch`: list pages are followed by `pagination.read_pages`."""
         return
 
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:  # noqa: ANN401, ARG002
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:  # noqa: ARG002  (the SDK's signature)
         return dict((context or {}).get("params", {}))
 
     def request_decorator(self, func: Callable) -> Callable:
@@ -139,7 +139,7 @@ class OmnitronStream(StreamHooks):
         self.api.auth.accepted()
         setattr(response, _ANSWER, answer)
 
-    def parse_response(self, response: requests.Response) -> Iterator[Answer]:  # type: ignore[override]
+    def parse_response(self, response: requests.Response) -> Iterator[Answer]:  # type: ignore[override]  # see `fetch`
         yield getattr(response, _ANSWER)
 
     def get_http_request_counter(self) -> metrics.Counter:
@@ -149,13 +149,14 @@ class OmnitronStream(StreamHooks):
 
     def fetch(self, context: Context) -> Answer:
         """One request of this stream, through the SDK's request path."""
-        return next(iter(self.request_records(context)))
+        # The SDK calls what `parse_response` yields records; this tap's are the checked `Answer`s.
+        return t.cast("Answer", next(iter(self.request_records(context))))
 
     @cached_property
     def prepare(self) -> Preparer:
         return Preparer(self.schema, redact=self.config.get("redact_secrets", True))
 
-    def record_messages(self, record: dict) -> Iterator[singer.RecordMessage]:
+    def record_messages(self, record: dict) -> Generator[singer.RecordMessage, None, None]:
         """The stream maps' records, of the properties the catalog knows and selects.
 
         The SDK's own path walks every nested value of every record twice (to prune and to
@@ -164,7 +165,7 @@ class OmnitronStream(StreamHooks):
         Parsed JSON is of JSON types already: nothing to conform.
         """
         record = self.emittable(record)
-        extracted = datetime.datetime.now(datetime.timezone.utc)
+        extracted = dt.datetime.now(dt.timezone.utc)
         emitted = False
         for stream_map in self.stream_maps:
             mapped = stream_map.transform(record)
@@ -173,7 +174,11 @@ class OmnitronStream(StreamHooks):
                 yield singer.RecordMessage(stream=stream_map.stream_alias, record=mapped, time_extracted=extracted)
         self.progress.records[self.name] += emitted
 
-    def get_batches(self, batch_config: t.Any, context: Context | None = None) -> Iterator[tuple]:  # noqa: ANN401  (the SDK's BatchConfig, in a private module)
+    def get_batches(
+        self,
+        batch_config: t.Any,  # the SDK's BatchConfig, in a private module
+        context: Context | None = None,
+    ) -> Iterator[tuple]:
         """BATCH files that never run ahead of STATE: the SDK writes a STATE after each file,
         so a file holds one page of orders (`OrdersStream.pages`), or one child sync."""
         batcher = Batcher(tap_name=self.tap_name, stream_name=self.name, batch_config=batch_config)
@@ -195,7 +200,8 @@ class OmnitronStream(StreamHooks):
                 self._unknown_reported |= unknown
                 self.logger.warning(
                     "Properties %s are not in the catalog schema of '%s'; not emitted.",
-                    sorted(unknown), self.name,
+                    sorted(unknown),
+                    self.name,
                 )
         if self._deselects_properties:
             record = _selected(record, self.mask, ())
@@ -221,8 +227,8 @@ class OmnitronStream(StreamHooks):
         return message
 
 
-def _what(prepared: requests.PreparedRequest, *_: t.Any) -> str:  # noqa: ANN401
-    """"GET /api/i1/orders/": a request, for messages (its query is left out)."""
+def _what(prepared: requests.PreparedRequest, *_: t.Any) -> str:
+    """A request, for messages: "GET /api/i1/orders/" (its query is left out)."""
     return f"{prepared.method} {urlsplit(prepared.url or '').path}"
 
 
@@ -281,7 +287,7 @@ class OrdersStream(OmnitronStream):
         if page:
             yield page
 
-    def get_replication_key_signpost(self, context: Context | None = None) -> None:  # noqa: ARG002
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:  # noqa: ARG002  (the SDK's signature)
         """None: the bookmark is the server's clock at the start of the sync (see `listing`)."""
         return
 
@@ -289,7 +295,7 @@ class OrdersStream(OmnitronStream):
         """The later of the bookmark and `start_date`, read as dates whatever their form."""
         return t.cast("str", dates.canonical(max(value, start_date_value, key=dates.parse)))
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:  # noqa: ARG002
+    def get_records(self, context: Context | None) -> Iterator[dict]:  # noqa: ARG002  (the SDK's signature)
         self._fetch_skipped_details()
         resume = Resume.load(self.stream_state, self._since())
         params = {"limit": self.config.get("page_size", settings.DEFAULT_PAGE_SIZE), "sort": "id"}
@@ -309,7 +315,7 @@ class OrdersStream(OmnitronStream):
         if listing.older:
             self.logger.info("Dropped %d orders older than the bookmark", listing.older)
 
-    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context]:  # noqa: ARG002
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context]:  # noqa: ARG002  (the SDK's signature)
         """One context per page, at the page's last order the stream maps keep: the SDK then
         syncs the children of the whole page, and of none that a map filters out."""
         if self._closing is not None and record.get("id") == self._closing[0]:
@@ -345,7 +351,7 @@ class OrdersStream(OmnitronStream):
         if previous is not None:
             yield from self._release(listing, *previous)
 
-    def _release(  # noqa: PLR0913
+    def _release(  # noqa: PLR0913, PLR0917  (a page's parts, passed as the tuple they wait in)
         self, listing: Listing, current: Pass, page: Page, number: int, orders: list[dict], kept: list[dict]
     ) -> Iterator[dict]:
         self._closing = (kept[-1].get("id"), number) if kept else None
@@ -384,8 +390,8 @@ class OrdersStream(OmnitronStream):
         and this run's list under sort=-id (its first order, and how many there are; a server
         that ignores the filter lists as without it).
         """
-        future, top = (self._probe(sort="-id", since=since) for since in (FUTURE, resume.since))
-        probe, top = future.result(), top.result()
+        future, listed = (self._probe(sort="-id", since=since) for since in (FUTURE, resume.since))
+        probe, top = future.result(), listed.result()
         results = probe.body["results"]
         server_filters = not results
         carries_key = bool(results) and "modified_date" in results[0]
@@ -424,7 +430,7 @@ class OrdersStream(OmnitronStream):
             return None
         if self.stream_state.get("replication_key_value"):
             lookback = float(self.config.get("lookback_seconds", settings.DEFAULT_LOOKBACK_SECONDS))
-            start -= datetime.timedelta(seconds=lookback)
+            start -= dt.timedelta(seconds=lookback)
             if start_date := self.config.get("start_date"):
                 start = max(start, dates.parse(start_date))
         return dates.canonical(start)
@@ -485,7 +491,7 @@ class OrderDetailsStream(_OrderChild):
     primary_keys = ("pk",)
     shape = staticmethod(an_order)
 
-    def request_detail(self, order_id: t.Any) -> Future[Answer]:  # noqa: ANN401
+    def request_detail(self, order_id: t.Any) -> Future[Answer]:
         """Start the request for one order's detail, in the pool of threads."""
         return self.api.details.submit(self.fetch, {"order_id": quote(str(order_id), safe="")})
 
@@ -494,12 +500,11 @@ class OrderDetailsStream(_OrderChild):
             if detail.answer is None:
                 self.logger.error(
                     "Order %s: its detail is skipped, and asked for again next run: %s",
-                    detail.order_id, detail.error,
+                    detail.order_id,
+                    detail.error,
                 )
             elif detail.answer.found:
                 yield self.prepare(detail.answer.body)
             else:
                 self.progress.gone += 1
-                self.logger.warning(
-                    "Skipping an order that is gone: %s answered 404 (not found)", detail.answer.what
-                )
+                self.logger.warning("Skipping an order that is gone: %s answered 404 (not found)", detail.answer.what)

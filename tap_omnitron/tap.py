@@ -17,8 +17,8 @@ from tap_omnitron.api import Omnitron
 from tap_omnitron.errors import SECRETS, OmnitronError, install_scrubber
 from tap_omnitron.feed import OrderFeed
 from tap_omnitron.listing import probe_params
-from tap_omnitron.pagination import not_a_list
 from tap_omnitron.output import BlockWriter
+from tap_omnitron.pagination import not_a_list
 from tap_omnitron.progress import Progress
 from tap_omnitron.records import restore_decimal_bounds
 from tap_omnitron.sdk import TapHooks
@@ -34,6 +34,7 @@ class TapOmnitron(TapHooks):
 
     name = "tap-omnitron"
     message_writer_class = BlockWriter
+    message_writer: BlockWriter  # the SDK makes it from message_writer_class
 
     # No ACTIVATE_VERSION: a child sync covers one page of orders, never a whole table.
     # BATCH: one file per page of orders and per page's children, each followed by its STATE.
@@ -143,21 +144,21 @@ class TapOmnitron(TapHooks):
         ),
         th.Property(
             "connect_timeout",
-            th.NumberType(minimum=0.001),
+            th.NumberType(minimum=0.001),  # type: ignore[arg-type]  # the SDK types `minimum` int, JSON Schema any number
             default=settings.DEFAULT_CONNECT_TIMEOUT,
             title="Connect timeout",
             description="Seconds to wait for a connection (and a TLS handshake) to the server or proxy.",
         ),
         th.Property(
             "read_timeout",
-            th.NumberType(minimum=0.001),
+            th.NumberType(minimum=0.001),  # type: ignore[arg-type]  # the SDK types `minimum` int, JSON Schema any number
             default=settings.DEFAULT_READ_TIMEOUT,
             title="Read timeout",
             description="Seconds to wait for the server to send anything, between any two reads.",
         ),
         th.Property(
             "request_timeout",
-            th.NumberType(minimum=0.001),
+            th.NumberType(minimum=0.001),  # type: ignore[arg-type]  # the SDK types `minimum` int, JSON Schema any number
             default=settings.DEFAULT_REQUEST_TIMEOUT,
             title="Request timeout",
             description=(
@@ -255,7 +256,12 @@ class TapOmnitron(TapHooks):
         return OrderFeed(max_skipped=int(max_skipped))
 
     def discover_streams(self) -> list[Stream]:
-        shared = {"api": self.api, "feed": self.feed, "progress": self.progress, "checkpoint": self.checkpoint}
+        shared: dict[str, t.Any] = {
+            "api": self.api,
+            "feed": self.feed,
+            "progress": self.progress,
+            "checkpoint": self.checkpoint,
+        }
         return [
             streams.OrdersStream(self, **shared),
             streams.OrderItemsStream(self, **shared),
@@ -294,7 +300,9 @@ class TapOmnitron(TapHooks):
             order = orders.prepare(first)
             self.write_message(singer.RecordMessage(stream="orders", record=orders.emittable(order)))
             for item in order.get("orderitem_set") or []:
-                self.write_message(singer.RecordMessage(stream="order_items", record={**item, "order": first.get("id")}))
+                self.write_message(
+                    singer.RecordMessage(stream="order_items", record={**item, "order": first.get("id")})
+                )
                 break
             details = t.cast("streams.OrderDetailsStream", self.streams["order_details"])
             detail = details.request_detail(first.get("id")).result()
@@ -304,7 +312,9 @@ class TapOmnitron(TapHooks):
                     "user may read orders_integration"
                 )
                 raise OmnitronError(msg)
-            self.write_message(singer.RecordMessage(stream="order_details", record=details.emittable(details.prepare(detail.body))))
+            self.write_message(
+                singer.RecordMessage(stream="order_details", record=details.emittable(details.prepare(detail.body)))
+            )
             checked.append(detail.what)
         self.message_writer.flush()
         self.api.close()
@@ -328,7 +338,7 @@ class TapOmnitron(TapHooks):
                 restore_decimal_bounds(entry["schema"], stream.schema)
         return catalog
 
-    def sync_all(self) -> None:
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK; wrapped here, super() does the sync
         reason = "failed"
         try:
             super().sync_all()
@@ -345,8 +355,12 @@ class TapOmnitron(TapHooks):
             bookmark = self.state.get("bookmarks", {}).get("orders", {}).get("replication_key_value")
             retry = self.api.retry
             self.progress.summary(
-                reason=reason, requests=self.api.session.sent, retries=retry.retries,
-                paused=retry.pause.total, skipped=len(self.feed.skipped), bookmark=bookmark,
+                reason=reason,
+                requests=self.api.session.sent,
+                retries=retry.retries,
+                paused=retry.pause.total,
+                skipped=len(self.feed.skipped),
+                bookmark=bookmark,
             )
         if self.feed.skipped and self.config.get("fail_on_skipped_details", False):
             ids = ", ".join(map(str, sorted(self.feed.skipped)))
@@ -371,7 +385,7 @@ def cli() -> None:
 
 
 def _fail(message: str, code: int = 1) -> t.NoReturn:
-    print(f"tap-omnitron: error: {SECRETS.scrub(message)}", file=sys.stderr)  # noqa: T201
+    print(f"tap-omnitron: error: {SECRETS.scrub(message)}", file=sys.stderr)  # noqa: T201  (the CLI's one error line, on stderr)
     sys.exit(code)
 
 

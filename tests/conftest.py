@@ -12,13 +12,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from omnitron_sandbox import Sandbox  # noqa: E402
-from omnitron_sandbox.data import SHAPES  # noqa: E402
+from omnitron_sandbox import Sandbox
+from omnitron_sandbox.data import SHAPES
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--snowflake", action="store_true",
+        "--snowflake",
+        action="store_true",
         help="also run tests/e2e/test_snowflake_live.py against the account in TARGET_SNOWFLAKE_*",
     )
 
@@ -70,10 +71,26 @@ def tls_files(tmp_path_factory) -> tuple[str, str]:
         pytest.fail("openssl is needed to make a test certificate (apt-get install openssl)")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(  # noqa: S603
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",  # noqa: S607
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     return str(cert), str(key)

@@ -10,9 +10,12 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 TIMEOUT = 120
 PRIMARY_KEYS = {"orders": "id", "order_items": "id", "order_details": "pk"}
@@ -98,7 +101,7 @@ def run_tap(
                 path = Path(tmp) / f"{flag.strip('-')}.json"
                 path.write_text(json.dumps(content))
                 command += [flag, str(path)]
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             command,
             capture_output=True,
             text=True,
@@ -152,18 +155,17 @@ def run_tap_until(
                 path = Path(tmp) / f"{flag.strip('-')}.json"
                 path.write_text(json.dumps(content))
                 command += [flag, str(path)]
-        process = subprocess.Popen(  # noqa: S603
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines = []
-        for line in process.stdout:  # type: ignore[union-attr]
+        assert process.stdout is not None  # stdout=PIPE
+        for line in process.stdout:
             if not line.endswith("\n"):
                 break
             lines.append(line)
             if line.startswith('{"type"') and stop(json.loads(line)):
                 os.kill(process.pid, signal.SIGKILL)
                 break
-        process.stdout.close()  # type: ignore[union-attr]
+        process.stdout.close()
         returncode = process.wait(timeout=TIMEOUT)
     messages = [json.loads(line) for line in lines if line.startswith('{"type"')]
     return TapRun(returncode, "".join(lines), "", messages)

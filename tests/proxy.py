@@ -18,15 +18,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 _HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "upgrade",
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "upgrade",
 }
 
 
 class Proxy:
-    def __init__(self, user: str = "proxy-user", password: str = "proxy-secret-pw", *,
-                 upstream: tuple[str, int] | None = None, connect_status: int = 200,
-                 connect_reason: str | None = None, inject_after_connect: bytes | None = None,
-                 inject_delay: float = 0) -> None:
+    def __init__(
+        self,
+        user: str = "proxy-user",
+        password: str = "proxy-secret-pw",
+        *,
+        upstream: tuple[str, int] | None = None,
+        connect_status: int = 200,
+        connect_reason: str | None = None,
+        inject_after_connect: bytes | None = None,
+        inject_delay: float = 0,
+    ) -> None:
         self.user, self.password = user, password
         self.tunnels = 0  # CONNECT requests accepted
         self.forwarded = 0  # plain http requests relayed
@@ -42,8 +54,7 @@ class Proxy:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def port(self) -> int:
@@ -95,8 +106,11 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             if ok:  # the request line as received: http.server decodes it as latin-1 and may rewrite the path
                 words = self.raw_requestline.split()
                 host = self.headers.get("Host")
-                proxy.saw(self.command, _text(words[1]) if len(words) > 1 else "",
-                          None if host is None else _text(host.encode("latin-1")))
+                proxy.saw(
+                    self.command,
+                    _text(words[1]) if len(words) > 1 else "",
+                    None if host is None else _text(host.encode("latin-1")),
+                )
             return ok
 
         def _refuse(self) -> bool:
@@ -108,7 +122,7 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             return True
 
-        def do_CONNECT(self) -> None:  # noqa: N802
+        def do_CONNECT(self) -> None:
             if self._refuse():
                 return
             host, _, port = self.path.rpartition(":")
@@ -145,7 +159,7 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(content)
 
-        do_GET = do_POST = _forward  # noqa: N815
+        do_GET = do_POST = _forward  # noqa: N815  (http.server's handler names)
 
     return Handler
 
@@ -161,7 +175,7 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
         selector.register(upstream, selectors.EVENT_READ, client)
         while True:
             for key, _ in selector.select(timeout=30):
-                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]  # the two sockets registered above
                 if not data:
                     return
                 key.data.sendall(data)

@@ -15,7 +15,7 @@ def test_concurrency_does_not_change_the_output(sandbox_factory) -> None:
     one_at_a_time = run_tap(config_for(sandbox, max_concurrency=1, page_size=20))
     concurrent = run_tap(config_for(sandbox, max_concurrency=8, page_size=20))
     assert record_sequence(concurrent) == record_sequence(one_at_a_time)
-    assert len(record_sequence(concurrent)) > 120  # noqa: PLR2004
+    assert len(record_sequence(concurrent)) > 120
 
 
 def test_state_only_passes_orders_whose_children_are_out(sandbox_factory) -> None:
@@ -37,4 +37,4 @@ def test_state_only_passes_orders_whose_children_are_out(sandbox_factory) -> Non
                 assert done <= details_out
                 assert set().union(*(expected_items[oid] for oid in done)) <= items_out
                 checked += 1
-    assert checked >= 5  # noqa: PLR2004  (one STATE per page of 5 orders)
+    assert checked >= 5  # one STATE per page of 5 orders

@@ -37,11 +37,14 @@ def test_a_state_after_every_list_page_whatever_is_selected(sandbox_factory, cat
     run = run_tap(config_for(sandbox), catalog=select_only(catalog, *selected))
     assert run.returncode == 0, run.stderr
     assert {m["stream"] for m in run.messages if m["type"] == "RECORD"} == set(selected)
-    assert list_pages(sandbox) == 10  # noqa: PLR2004  (two passes of five pages)
+    assert list_pages(sandbox) == 10  # two passes of five pages
     assert len(run.states) >= list_pages(sandbox)
     # Each page's STATE says where the sync was; the last one holds the bookmark only.
-    wheres = [(s["bookmarks"]["orders"]["resume"]["pass"], s["bookmarks"]["orders"]["resume"]["page"])
-              for s in run.states if "resume" in s["bookmarks"].get("orders", {})]
+    wheres = [
+        (s["bookmarks"]["orders"]["resume"]["pass"], s["bookmarks"]["orders"]["resume"]["page"])
+        for s in run.states
+        if "resume" in s["bookmarks"].get("orders", {})
+    ]
     assert wheres == [(1, n) for n in range(1, 6)] + [(2, n) for n in range(1, 6)]
     assert run.messages[-1]["type"] == "STATE"
     assert "resume" not in run.last_state["bookmarks"]["orders"]
@@ -92,7 +95,7 @@ def test_a_batch_run_holds_what_a_record_run_emits(sandbox_factory, tmp_path) ->
     assert batched.tables() == records.tables()
     # A file per page of orders, and one per page's children, each followed by a STATE.
     kinds = [m["type"] if m["type"] != "BATCH" else f"BATCH {m['stream']}" for m in batched.messages]
-    assert kinds.count("BATCH orders") == 5  # noqa: PLR2004
+    assert kinds.count("BATCH orders") == 5
     for i, kind in enumerate(kinds):
         if kind == "BATCH orders":
             assert kinds[i + 1] == "STATE"
@@ -111,7 +114,7 @@ def test_no_state_covers_orders_that_are_not_in_a_batch_file_yet(sandbox_factory
             after_id = message["value"]["bookmarks"]["orders"]["resume"]["after_id"]
             assert {i for i in sandbox.orders_snapshot() if i <= after_id} <= batched
             checked += 1
-    assert checked >= 5  # noqa: PLR2004
+    assert checked >= 5
 
 
 def test_a_batch_run_killed_after_its_first_page_resumes_without_loss(sandbox_factory, tmp_path) -> None:
@@ -137,7 +140,7 @@ def test_the_connection_test_reads_one_page_and_one_detail(sandbox_factory) -> N
     assert run.returncode == 0, run.stderr
     assert " ERROR " not in run.stderr
     assert "Connection test passed: GET /api/i1/orders/ and GET /api/i1/orders_integration/" in run.stderr
-    assert sandbox.request_count == 2  # noqa: PLR2004
+    assert sandbox.request_count == 2
     assert {m["stream"] for m in run.messages if m["type"] == "RECORD"} == set(PRIMARY_KEYS)
 
 
@@ -151,7 +154,7 @@ def test_the_connection_test_fails_on_a_token_the_detail_endpoint_refuses(sandbo
         r"HTTP 403: You do not have permission to perform this action\.",
         run.error_lines[0],
     )
-    assert sandbox.request_count == 2  # noqa: PLR2004
+    assert sandbox.request_count == 2
 
 
 def test_the_connection_test_names_a_refused_token(sandbox) -> None:
@@ -188,7 +191,7 @@ def test_every_request_is_timed_and_counted_login_and_retries_included(sandbox_f
         ("/api/i1/orders_integration/{order_id}/detailed_integration/", 500),
         ("/api/i1/orders_integration/{order_id}/detailed_integration/", 200),
     }
-    assert {d["tags"]["status"] for d in durations if d["tags"]["http_status_code"] >= 500} == {"failed"}  # noqa: PLR2004
+    assert {d["tags"]["status"] for d in durations if d["tags"]["http_status_code"] >= 500} == {"failed"}
     counts = metric_lines(run, "http_request_count")
     assert sum(c["value"] for c in counts) == served
     records = metric_lines(run, "record_count")
@@ -218,8 +221,17 @@ def test_the_closing_summary_gives_a_scheduler_numbers(sandbox_factory, tmp_path
     lines = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
     [summary] = [line["extra"]["run_summary"] for line in lines if "run_summary" in line.get("extra", {})]
     assert set(summary) == {
-        "orders", "order_items", "order_details", "skipped_details", "gone_details", "requests",
-        "retries", "seconds_paused", "seconds", "exit_reason", "bookmark",
+        "orders",
+        "order_items",
+        "order_details",
+        "skipped_details",
+        "gone_details",
+        "requests",
+        "retries",
+        "seconds_paused",
+        "seconds",
+        "exit_reason",
+        "bookmark",
     }
     assert summary["requests"] == sandbox.request_count
     if outcome == "finished":

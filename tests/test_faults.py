@@ -7,7 +7,6 @@ import re
 import time
 
 import pytest
-
 import requests
 
 from conftest import config_for
@@ -22,17 +21,15 @@ ALL_FAULTS = ["429", "500", "502", "503", "504", "drop", "html200", "truncated"]
 
 def test_faulty_server_gives_exactly_the_clean_records(shaped_factory) -> None:
     clean = run_tap(config_for(shaped_factory(orders=237, seed=11), page_size=50))
-    faulty_sandbox = shaped_factory(
-        orders=237, seed=11, fault_rate=0.15, fault_kinds=ALL_FAULTS, retry_after=1
-    )
+    faulty_sandbox = shaped_factory(orders=237, seed=11, fault_rate=0.15, fault_kinds=ALL_FAULTS, retry_after=1)
     started = time.monotonic()
     faulty = run_tap(config_for(faulty_sandbox, page_size=50, max_retries=8))
     elapsed = time.monotonic() - started
     assert faulty.returncode == 0, faulty.stderr[-2000:]
-    assert faulty_sandbox.faults_injected > 20  # noqa: PLR2004
+    assert faulty_sandbox.faults_injected > 20
     for stream, key in PRIMARY_KEYS.items():
         assert faulty.by_key(stream, key) == clean.by_key(stream, key), stream
-    assert elapsed < 60  # noqa: PLR2004
+    assert elapsed < 60
     retries = faulty.stderr.count("; retry ")
     print(f"faults={faulty_sandbox.faults_injected} retries={retries} seconds={elapsed:.1f}")
 
@@ -50,13 +47,13 @@ def test_a_persistently_broken_answer_ends_in_one_clear_line(sandbox_factory, ki
     sandbox = sandbox_factory(orders=5, fault_rate=1.0, fault_kinds=[kind])
     started = time.monotonic()
     run = run_tap(config_for(sandbox, max_retries=2))
-    assert time.monotonic() - started < 15  # noqa: PLR2004
+    assert time.monotonic() - started < 15
     assert run.returncode != 0
     assert len(run.error_lines) == 1, run.stderr
     line = run.error_lines[0]
     assert line.startswith("tap-omnitron: error: GET /api/i1/orders/: gave up after 3 attempts in ")
     assert last_error in line
-    assert sandbox.request_count <= 3 * 3  # noqa: PLR2004  (the first page and the two probes, three times each)
+    assert sandbox.request_count <= 3 * 3  # the first page and the two probes, three times each
     assert sandbox.api_token not in run.stderr
     assert "Traceback" not in run.stderr
     assert not run.records("orders"), "nothing from a bad body may be emitted"
@@ -78,12 +75,14 @@ def test_a_server_away_for_longer_than_max_retry_seconds_ends_in_one_clear_line(
     started = time.monotonic()
     run = run_tap(config_for(sandbox, max_retries=1, max_retry_seconds=3))
     elapsed = time.monotonic() - started
-    assert 2 < elapsed < 15  # noqa: PLR2004
+    assert 2 < elapsed < 15
     assert run.returncode != 0
     assert len(run.error_lines) == 1, run.stderr
-    assert re.match(r"tap-omnitron: error: GET /api/i1/orders/: gave up after \d+ attempts in [23] s;", run.error_lines[0])
+    assert re.match(
+        r"tap-omnitron: error: GET /api/i1/orders/: gave up after \d+ attempts in [23] s;", run.error_lines[0]
+    )
     assert last_error in run.error_lines[0]
-    assert sandbox.request_count > 2  # noqa: PLR2004  (more than max_retries allows)
+    assert sandbox.request_count > 2  # more than max_retries allows
     assert "Traceback" not in run.stderr
 
 
@@ -91,7 +90,7 @@ def response(status: int, body: bytes, headers: dict | None = None) -> requests.
     """An HTTP answer as requests hands it to the tap."""
     answer = requests.Response()
     answer.status_code = status
-    answer._content = body  # noqa: SLF001  (requests' own field for a body read in full)
+    answer._content = body  # requests' own field for a body read in full
     answer.headers.update(headers or {"Content-Type": "application/json"})
     answer.url = "https://omnitron.example.com/api/i1/orders/"
     return answer
@@ -149,10 +148,10 @@ def test_a_server_message_is_quoted_on_one_printable_line() -> None:
 
 
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
-    assert retry_after("3") == 3  # noqa: PLR2004
-    assert retry_after("0.5") == 0.5  # noqa: PLR2004
+    assert retry_after("3") == 3
+    assert retry_after("0.5") == 0.5
     in_two_seconds = email.utils.formatdate(time.time() + 2, usegmt=True)
-    assert 0 < retry_after(in_two_seconds) <= 2  # noqa: PLR2004
+    assert 0 < retry_after(in_two_seconds) <= 2
     assert retry_after("soon") is None
     assert retry_after("nan") is None
     assert retry_after(None) is None
@@ -181,9 +180,9 @@ def test_a_server_quoting_the_token_back_does_not_leak_it() -> None:
 
 def test_pauses_in_flight_share_one_window_unless_one_asks_for_longer() -> None:
     pause = Pause()
-    assert 0.29 < pause.extend(0.3) < 0.31  # noqa: PLR2004  (the first pause)
+    assert 0.29 < pause.extend(0.3) < 0.31  # the first pause
     # Asked again while it runs: no second pause on top of it ...
-    assert pause.extend(0.1) < 0.31  # noqa: PLR2004
+    assert pause.extend(0.1) < 0.31
     # ... unless the answer asks for longer than what is left.
-    assert 0.9 < pause.extend(1.0) < 1.01  # noqa: PLR2004
-    assert 0.99 < pause.total <= 1.01  # noqa: PLR2004  (seconds paused, counted once)
+    assert 0.9 < pause.extend(1.0) < 1.01
+    assert 0.99 < pause.total <= 1.01  # seconds paused, counted once

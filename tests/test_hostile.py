@@ -26,9 +26,7 @@ FORGED_ID = 999_999
 def forged_answer() -> bytes:
     """An HTTP answer listing one order that does not exist, as a forger would send it."""
     body = json.dumps({"count": 1, "next": None, "previous": None, "results": [{"id": FORGED_ID, "number": "F"}]})
-    return (
-        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-    ).encode()
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
 
 
 def forged(run) -> list[dict]:
@@ -129,9 +127,7 @@ def test_a_login_key_with_a_line_break_never_becomes_a_header(sandbox_factory) -
     config = config_for(sandbox, username=sandbox.username, password=sandbox.password)
     del config["api_token"]
     run = run_tap(config, env=NO_PROXY_ENV)
-    assert_one_line(
-        run, "login failed: POST /api/i1/auth/login/ answered a key that is not a plain token"
-    )
+    assert_one_line(run, "login failed: POST /api/i1/auth/login/ answered a key that is not a plain token")
     assert sandbox.requests_by_path == {"/api/i1/auth/login/": 1}, "nothing was sent with it"
     assert not any("X-Injected" in headers for headers in sandbox.headers_seen)
     assert "abc123" not in run.stdout + run.stderr
@@ -182,13 +178,15 @@ def test_a_dripping_answer_is_abandoned_at_the_deadline_and_retried(sandbox_fact
     assert run.tables() == clean
     [retry] = [line for line in run.stderr.splitlines() if "; retry " in line]
     assert "no complete answer within request_timeout (1.5 s)" in retry
-    assert elapsed < 15  # noqa: PLR2004  (a detailed order dripped 5 bytes a second takes an hour)
+    assert elapsed < 15  # a detailed order dripped 5 bytes a second takes an hour
 
 
 # 6. Bodies too large, and gzip the way real servers send it.
 
 
-@pytest.mark.parametrize(("limit", "rss_ceiling"), [(None, 130), (8, 75)], ids=["default-64MiB", "8MiB"])  # a clean run: ~52 MB
+@pytest.mark.parametrize(
+    ("limit", "rss_ceiling"), [(None, 130), (8, 75)], ids=["default-64MiB", "8MiB"]
+)  # a clean run: ~52 MB
 def test_a_gzip_bomb_costs_neither_memory_nor_a_traceback(sandbox_factory, limit, rss_ceiling) -> None:
     """200 KB that inflate to 200 MiB: read up to the cap, then the order's detail is skipped
     and remembered (the old client held all 200 MiB: 451 MB of RSS)."""

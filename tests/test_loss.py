@@ -41,7 +41,7 @@ def churning(*, delete_every: int = 3, hidden_deletions: bool = True):
     """
     requests = 0
 
-    def churn(sandbox, page: int) -> None:  # noqa: ARG001
+    def churn(sandbox, _page: int) -> None:
         nonlocal requests
         requests += 1
         if requests > 1:
@@ -76,27 +76,21 @@ def assert_nothing_lost(sandbox) -> None:
 
 
 @pytest.mark.parametrize("list_order", SERVER_ORDERS, ids=lambda o: f"lists-by-{o or 'sort'}")
-def test_orders_changed_created_and_deleted_during_a_sync_are_not_lost(
-    shaped_factory, list_order
-) -> None:
+def test_orders_changed_created_and_deleted_during_a_sync_are_not_lost(shaped_factory, list_order) -> None:
     assert_nothing_lost(shaped_factory(orders=60, list_order=list_order, on_list_page=churning()))
 
 
 @pytest.mark.parametrize("list_order", ["modified_date", "-id"])
-def test_nothing_lost_on_a_server_that_neither_filters_nor_dates_its_orders(
-    sandbox_factory, list_order
-) -> None:
-    assert_nothing_lost(
-        sandbox_factory(orders=60, list_order=list_order, ignore_filters=True, on_list_page=churning())
-    )
+def test_nothing_lost_on_a_server_that_neither_filters_nor_dates_its_orders(sandbox_factory, list_order) -> None:
+    assert_nothing_lost(sandbox_factory(orders=60, list_order=list_order, ignore_filters=True, on_list_page=churning()))
 
 
 def test_a_quiet_list_read_in_two_passes_costs_no_extra_detail(shaped_factory) -> None:
     sandbox = shaped_factory(orders=40, list_order="modified_date")
     run = run_tap(config_for(sandbox))
-    assert len(run.records("orders")) == 40  # noqa: PLR2004  (each once)
+    assert len(run.records("orders")) == 40  # each once
     details = sum(n for p, n in sandbox.requests_by_path.items() if "detailed" in p)
-    assert details == 40  # noqa: PLR2004
+    assert details == 40
     assert sandbox.requests_by_path["/api/i1/orders/"] == 2 + 8 + 8  # probes, two passes
 
 

@@ -12,11 +12,14 @@ import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from email.parser import Parser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ("orders.json", "order_items.json", "order_details.json")
@@ -26,14 +29,17 @@ SCHEMAS = ("orders.json", "order_items.json", "order_details.json")
 def wheel(tmp_path_factory) -> Iterator[zipfile.ZipFile]:
     out = tmp_path_factory.mktemp("wheel")
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     built = sorted(out.glob("tap_omnitron-*.whl"))
     assert done.returncode == 0 and len(built) == 1, (
-        f"pip wheel failed ({done.returncode}), built {[p.name for p in out.iterdir()]}:\n"
-        f"{done.stdout}\n{done.stderr}"
+        f"pip wheel failed ({done.returncode}), built {[p.name for p in out.iterdir()]}:\n{done.stdout}\n{done.stderr}"
     )
     with zipfile.ZipFile(built[0]) as archive:
         yield archive

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import re
 
 from conftest import config_for
@@ -33,9 +33,9 @@ def test_progress_lines_count_up_to_the_total_at_the_set_interval(sandbox_factor
     run = run_tap(config_for(sandbox, progress_interval=0.1, max_concurrency=2))
     assert run.returncode == 0, run.stderr
     progress = lines(run, PROGRESS)
-    assert len(progress) >= 3, run.stderr  # noqa: PLR2004
+    assert len(progress) >= 3, run.stderr
     done = [number(m.group(1)) for m in progress]
-    assert done == sorted(done) and done[-1] <= 60  # noqa: PLR2004
+    assert done == sorted(done) and done[-1] <= 60
     assert {m.group(2) for m in progress} == {"60"}
     assert all(int(m.group(3)) == round(number(m.group(1)) * 100 / 60) for m in progress)
 
@@ -53,7 +53,7 @@ def test_the_start_line_names_the_bookmark_and_the_resume_point(sandbox_factory)
     bookmark = first.last_state["bookmarks"]["orders"]["replication_key_value"]
     sandbox.modify(count=3)
     second = run_tap(config_for(sandbox), state=first.last_state)
-    since = dates.canonical(dates.parse(bookmark) - datetime.timedelta(seconds=60))  # the lookback
+    since = dates.canonical(dates.parse(bookmark) - dt.timedelta(seconds=60))  # the lookback
     assert f"Starting: orders modified since {since}; the list reports 3 orders." in second.stderr
     killed = run_tap_killed(config_for(sandbox, max_concurrency=1), state=None, after_records=60)
     after = killed.last_state["bookmarks"]["orders"]["resume"]["after_id"]
@@ -74,12 +74,14 @@ def test_the_summary_says_what_the_run_did_and_cost(sandbox_factory) -> None:
     assert status == "Finished"
     counts = run.counts()
     assert [number(orders), number(items), number(details)] == [
-        counts["orders"], counts["order_items"], counts["order_details"]
+        counts["orders"],
+        counts["order_items"],
+        counts["order_details"],
     ]
-    assert number(details) == 22  # noqa: PLR2004  (one order is gone)
+    assert number(details) == 22  # one order is gone
     assert number(requests) == sandbox.request_count
     assert (number(retries), number(gone), number(skipped)) == (2, 1, 0)
-    assert 0.9 <= float(paused) <= 1.5  # noqa: PLR2004
+    assert 0.9 <= float(paused) <= 1.5
     assert bookmark == run.last_state["bookmarks"]["orders"]["replication_key_value"]
 
 

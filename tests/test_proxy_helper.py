@@ -7,11 +7,14 @@ import http.client
 import json
 import socket
 import time
+from typing import TYPE_CHECKING
 
 import pytest
+
 from proxy import Proxy
 
-from omnitron_sandbox import Sandbox
+if TYPE_CHECKING:
+    from omnitron_sandbox import Sandbox
 
 IDN = "bücher.example"
 IDN_ASCII = IDN.encode("idna").decode()  # xn--bcher-kva.example
@@ -53,8 +56,10 @@ def read_exactly(s: socket.socket, n: int) -> bytes:
 
 def get_through(s: socket.socket, sandbox: Sandbox) -> bytes:
     """A plain http request to the sandbox through an open tunnel; the whole answer."""
-    s.sendall(f"GET /api/i1/orders/?limit=1 HTTP/1.1\r\nHost: {IDN_ASCII}\r\nConnection: close\r\n"
-              f"Authorization: Token {sandbox.api_token}\r\n\r\n".encode())
+    s.sendall(
+        f"GET /api/i1/orders/?limit=1 HTTP/1.1\r\nHost: {IDN_ASCII}\r\nConnection: close\r\n"
+        f"Authorization: Token {sandbox.api_token}\r\n\r\n".encode()
+    )
     data = b""
     while chunk := s.recv(65536):
         data += chunk
@@ -97,8 +102,9 @@ def test_absolute_uri_requests_go_upstream_and_are_seen_as_sent(make_proxy, sand
     proxy = make_proxy()
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
     url = f"http://{IDN_ASCII}:8080/api/i1/orders/?limit=1"
-    conn.request("GET", url, headers={"Proxy-Authorization": credentials(proxy),
-                                      "Authorization": f"Token {sandbox.api_token}"})
+    conn.request(
+        "GET", url, headers={"Proxy-Authorization": credentials(proxy), "Authorization": f"Token {sandbox.api_token}"}
+    )
     r = conn.getresponse()
     page = json.loads(r.read())
     assert r.status == 200 and page["next"].startswith(f"http://{IDN_ASCII}:8080/")  # the Host header went upstream
@@ -106,8 +112,10 @@ def test_absolute_uri_requests_go_upstream_and_are_seen_as_sent(make_proxy, sand
     conn.close()
     # a client that does not IDNA-encode sends UTF-8; it shows as such
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
-        s.sendall(f"GET http://{IDN}/nowhere HTTP/1.1\r\nHost: {IDN}\r\nConnection: close\r\n"
-                  f"Proxy-Authorization: {credentials(proxy)}\r\n\r\n".encode())
+        s.sendall(
+            f"GET http://{IDN}/nowhere HTTP/1.1\r\nHost: {IDN}\r\nConnection: close\r\n"
+            f"Proxy-Authorization: {credentials(proxy)}\r\n\r\n".encode()
+        )
         assert s.recv(65536).startswith(b"HTTP/1.1 404 Not Found\r\n")  # relayed all the same
     assert proxy.seen[-1] == ("GET", f"http://{IDN}/nowhere", IDN)
 

@@ -54,7 +54,7 @@ def test_decimal_text_of_odd_values() -> None:
     assert to_decimal_text("") is None
     assert to_decimal_text("abc") is None
     assert to_decimal_text("NaN") is None
-    assert to_decimal_text(True) is None  # noqa: FBT003
+    assert to_decimal_text(True) is None
     assert to_decimal_text({"a": 1}) is None
 
 
@@ -74,9 +74,7 @@ def test_documented_secrets_are_masked_and_keys_kept() -> None:
     }
     clean = redact_secrets(detail)
     assert SECRET not in json.dumps(clean)
-    assert clean["channel"]["conf"] == {
-        "server": REDACTED, "auth_token": REDACTED, "nested": {"a": REDACTED}
-    }
+    assert clean["channel"]["conf"] == {"server": REDACTED, "auth_token": REDACTED, "nested": {"a": REDACTED}}
     pos_config = clean["transaction_set"][0]["pos"]["config"]
     assert pos_config == {"auth": {"username": REDACTED, "password": REDACTED}}
     assert clean["transaction_set"][0]["raw_request"] == REDACTED
@@ -99,11 +97,13 @@ def test_timestamps_become_canonical_utc() -> None:
 
 # Property-based: any JSON-like shape, secrets planted under secret-looking keys.
 
-SECRET_KEYS = st.sampled_from(
-    ["password", "auth_token", "api_key", "conf", "config", "raw_request", "Client_Secret"]
-)
-leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.decimals(
-    allow_nan=False, allow_infinity=False, places=4
+SECRET_KEYS = st.sampled_from(["password", "auth_token", "api_key", "conf", "config", "raw_request", "Client_Secret"])
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=4)
 )
 keys = st.text(min_size=1, max_size=8) | SECRET_KEYS
 
@@ -134,9 +134,9 @@ def test_no_secret_survives_any_shape(document: dict) -> None:
 @given(
     st.dictionaries(
         st.sampled_from(["amount", "net_shipping_amount", "orderitem_set", "installment", "x"]),
-        leaves | st.lists(st.dictionaries(st.just("price"), leaves)) | st.dictionaries(
-            st.just("interest_rate"), leaves
-        ),
+        leaves
+        | st.lists(st.dictionaries(st.just("price"), leaves))
+        | st.dictionaries(st.just("interest_rate"), leaves),
     )
 )
 def test_decimal_fields_end_as_decimal_text_or_null(record: dict) -> None:
@@ -152,6 +152,4 @@ def test_decimal_fields_end_as_decimal_text_or_null(record: dict) -> None:
 
 def test_huge_numbers_stay_exact() -> None:
     assert to_decimal_text(10**26) == "100000000000000000000000000"
-    assert to_decimal_text(Decimal("123456789012345678901234567890.5")) == (
-        "123456789012345678901234567890.5"
-    )
+    assert to_decimal_text(Decimal("123456789012345678901234567890.5")) == ("123456789012345678901234567890.5")

@@ -62,9 +62,7 @@ def test_resumed_run_skips_orders_already_done(shaped_factory) -> None:
     resumed = run_tap(config, state=killed.last_state)
     assert min(resumed.by_key("orders", "id")) > resume["after_id"]
     assert "resume" not in resumed.last_state["bookmarks"]["orders"]
-    assert set(killed.by_key("orders", "id")) | set(resumed.by_key("orders", "id")) == set(
-        sandbox.orders_snapshot()
-    )
+    assert set(killed.by_key("orders", "id")) | set(resumed.by_key("orders", "id")) == set(sandbox.orders_snapshot())
     # The bookmark is the killed run's clock: what changed while it ran is read next time.
     killed_signpost = resume["signpost"]
     assert resumed.last_state["bookmarks"]["orders"]["replication_key_value"] == killed_signpost
@@ -76,9 +74,10 @@ def test_sigterm_while_blocked_on_a_full_pipe_cuts_no_line(sandbox_factory) -> N
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "config.json")
         path.write_text(json.dumps(config_for(sandbox, page_size=50)))
-        tap = subprocess.Popen(  # noqa: S603
+        tap = subprocess.Popen(
             [sys.executable, "-m", "tap_omnitron", "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(2)  # the pipe is full and the tap is blocked writing to it
         tap.send_signal(signal.SIGTERM)
@@ -86,6 +85,6 @@ def test_sigterm_while_blocked_on_a_full_pipe_cuts_no_line(sandbox_factory) -> N
     lines = out.decode().split("\n")[:-1]  # Singer lines end in "\n", the last one too
     messages = [json.loads(line) for line in lines]  # every line whole
     assert tap.returncode == 0
-    assert len(lines) > 20  # noqa: PLR2004
+    assert len(lines) > 20
     assert messages[-1]["type"] == "STATE"
-    assert len(messages) < 300 * 4, "it stopped early, as asked"  # noqa: PLR2004
+    assert len(messages) < 300 * 4, "it stopped early, as asked"

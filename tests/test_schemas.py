@@ -7,18 +7,20 @@ Records go through the tap's own preparation before validation, as they do in th
 from __future__ import annotations
 
 import copy
-import datetime
+import datetime as dt
 import json
-from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
 from helpers import PRIMARY_KEYS
 from tap_omnitron.records import Preparer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -33,7 +35,7 @@ Path_ = tuple[str, ...]
 # --------------------------------------------------------------------------- loading
 
 
-def load_json(path: Path) -> Any:  # noqa: ANN401
+def load_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
 
 
@@ -53,10 +55,7 @@ def fixture_records(stream: str) -> list[dict]:
 
 def prepared_records(stream: str, *, redact: bool = True) -> list[dict]:
     schema = load_schema(stream)
-    return [
-        Preparer(schema, redact=redact)(copy.deepcopy(record))
-        for record in fixture_records(stream)
-    ]
+    return [Preparer(schema, redact=redact)(copy.deepcopy(record)) for record in fixture_records(stream)]
 
 
 # --------------------------------------------------------------------------- walkers
@@ -79,7 +78,7 @@ def walk_schema(node: dict, path: Path = ()) -> Iterator[tuple[Path, dict]]:
 
 
 def walk_data(
-    value: Any,  # noqa: ANN401
+    value: Any,
     node: dict | None,
     path: Path = (),
 ) -> Iterator[tuple[Path, Any, dict | None]]:
@@ -105,9 +104,9 @@ def dotted(path: Path) -> str:
     return ".".join(path).replace(".[]", "[]")
 
 
-def decimal_places(value: Any) -> tuple[int, int]:  # noqa: ANN401
+def decimal_places(value: Any) -> tuple[int, int]:
     """(digits before the point, digits after it) of a number or numeric text."""
-    sign, digits, exponent = Decimal(str(value)).as_tuple()
+    _sign, digits, exponent = Decimal(str(value)).as_tuple()
     assert isinstance(exponent, int), value
     after = max(-exponent, 0)
     return max(len(digits) - after, 0) + max(exponent, 0), after
@@ -119,7 +118,7 @@ def decimal_places(value: Any) -> tuple[int, int]:  # noqa: ANN401
 def _check_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True
-    return "T" in value and datetime.datetime.fromisoformat(value).tzinfo is not None
+    return "T" in value and dt.datetime.fromisoformat(value).tzinfo is not None
 
 
 def _check_decimal(value: object) -> bool:
@@ -141,8 +140,7 @@ def format_checker() -> FormatChecker:
 def validation_errors(record: dict, schema: dict) -> list[str]:
     validator = Draft7Validator(schema, format_checker=format_checker())
     return [
-        f"{dotted(tuple(map(str, error.absolute_path)))}: {error.message}"
-        for error in validator.iter_errors(record)
+        f"{dotted(tuple(map(str, error.absolute_path)))}: {error.message}" for error in validator.iter_errors(record)
     ]
 
 
@@ -233,9 +231,7 @@ def test_objects_list_properties_or_are_free_form(stream: str) -> None:
     bad = [
         dotted(path)
         for path, node in walk_schema(schema)
-        if "object" in types_of(node)
-        and not node.get("properties")
-        and node.get("additionalProperties") is not True
+        if "object" in types_of(node) and not node.get("properties") and node.get("additionalProperties") is not True
     ]
     assert bad == []
 
@@ -250,9 +246,7 @@ def test_arrays_of_objects_list_item_properties(stream: str) -> None:
         items = node.get("items")
         if items == {}:
             continue
-        if not isinstance(items, dict) or (
-            "object" in types_of(items) and not items.get("properties")
-        ):
+        if not isinstance(items, dict) or ("object" in types_of(items) and not items.get("properties")):
             bad.append(dotted(path))
     assert bad == []
 
@@ -260,11 +254,7 @@ def test_arrays_of_objects_list_item_properties(stream: str) -> None:
 @pytest.mark.parametrize("stream", STREAMS)
 def test_timestamps_are_strings(stream: str) -> None:
     schema = load_schema(stream)
-    dated = [
-        (dotted(path), node)
-        for path, node in walk_schema(schema)
-        if node.get("format") in {"date-time", "date"}
-    ]
+    dated = [(dotted(path), node) for path, node in walk_schema(schema) if node.get("format") in {"date-time", "date"}]
     assert dated
     bad = [path for path, node in dated if types_of(node) != {"string", "null"}]
     assert bad == []
@@ -327,7 +317,7 @@ def test_list_decimals_survive_exactly() -> None:
     orders = prepared_records("orders")
     for order in orders:
         assert isinstance(order["net_shipping_amount"], str)
-        assert Decimal(order["net_shipping_amount"]) == Decimal("7")
+        assert Decimal(order["net_shipping_amount"]) == Decimal(7)
         assert order["shipping_tax_rate"] is None
     assert [order["amount"] for order in orders] == ["107.00", "207.00"]
     items = prepared_records("order_items")

@@ -50,6 +50,11 @@ def test_the_sdk_still_logs_the_failure_line_the_tap_filters() -> None:
     assert SDK_FAILURE_LINE in inspect.getsource(Stream.sync)
 
 
+def test_the_final_sync_all_the_tap_wraps_is_still_what_the_cli_calls() -> None:
+    assert parameters(Tap.sync_all) == ["self"]
+    assert "tap.sync_all()" in inspect.getsource(Tap.invoke)
+
+
 def test_the_sdk_still_drops_decimal_precision_and_scale() -> None:
     """The reason for overriding `_generate_schema_messages`: when this fails, drop it."""
     money = {"type": ["string", "null"], "format": "x-singer.decimal", "precision": 28, "scale": 8}
@@ -60,7 +65,10 @@ def test_the_sdk_still_needs_the_key_in_every_record() -> None:
     """The reason for overriding `_increment_stream_state`: orders without `modified_date`."""
     with pytest.raises(KeyError):
         increment_state(
-            {}, latest_record={"id": 1}, replication_key="modified_date", is_sorted=False,
+            {},
+            latest_record={"id": 1},
+            replication_key="modified_date",
+            is_sorted=False,
             check_sorted=False,
         )
 
@@ -90,4 +98,4 @@ def test_private_members_are_used_in_sdk_py_only_and_all_listed() -> None:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("singer_sdk"):
                 assert not any(p.startswith("_") for p in node.module.split(".")), path.name
     assert found == {name: {"sdk.py"} for name in sdk.PRIVATE_MEMBERS}
-    assert len(sdk.PRIVATE_MEMBERS) <= 7  # noqa: PLR2004
+    assert len(sdk.PRIVATE_MEMBERS) <= 7

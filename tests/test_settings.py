@@ -110,13 +110,15 @@ def test_meltano_yml_declares_the_settings_the_tap_defines() -> None:
         assert setting.get("description") == prop.get("description"), name
 
 
-@pytest.mark.parametrize("token", ["abc\r\nX-Injected: 1", "key’with-a-curly-quote"])
+@pytest.mark.parametrize("token", ["abc\r\nX-Injected: 1", "key’with-a-curly-quote"])  # noqa: RUF001  (not Latin-1, on purpose)
 def test_a_token_that_cannot_be_a_header_is_one_line(token: str) -> None:
     run = run_tap({**GOOD, "api_token": token}, timeout=30)
     assert run.returncode == 1
     assert run.error_lines == [
-        "tap-omnitron: error: api_token must be one line of printable text, as Omnitron's keys are "
-        "(check for a pasted line break)"
+        (
+            "tap-omnitron: error: api_token must be one line of printable text, as Omnitron's keys are "
+            "(check for a pasted line break)"
+        )
     ]
 
 

@@ -3,9 +3,8 @@ when the server heals. A server whose details all fail still ends the run at onc
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-
 import re
+from concurrent.futures import Future
 
 import pytest
 
@@ -44,9 +43,7 @@ def test_broken_details_are_skipped_remembered_and_fetched_after_healing(shaped_
     first = run_tap(config)
     assert first.returncode == 0, first.stderr
     assert set(first.by_key("orders", "id")) == set(ids)
-    assert len(first.by_key("order_items", "id")) == sum(
-        len(sandbox.list_record(i)["orderitem_set"]) for i in ids
-    )
+    assert len(first.by_key("order_items", "id")) == sum(len(sandbox.list_record(i)["orderitem_set"]) for i in ids)
     assert set(first.by_key("order_details", "pk")) == set(ids) - set(broken)
     assert skipped_in(first) == broken
     for order_id in broken:
@@ -116,7 +113,7 @@ def test_a_server_whose_every_detail_fails_still_ends_the_run_fast(sandbox_facto
     assert "3 order details in a row failed" in run.error_lines[0]
     # Two probes, three list pages at most (the page, the one read ahead, one in flight), and
     # the details of two pages of 5, each tried three times: never every order's detail.
-    assert sandbox.request_count <= 2 + 3 + 2 * 5 * 3  # noqa: PLR2004
+    assert sandbox.request_count <= 2 + 3 + 2 * 5 * 3
 
 
 def test_too_many_skipped_details_end_the_run(sandbox_factory) -> None:
@@ -136,17 +133,19 @@ def test_fail_on_skipped_details_exits_non_zero_after_loading_the_rest(sandbox_f
     run = run_tap(config_for(sandbox, max_retries=0, fail_on_skipped_details=True))
     assert run.returncode == 1
     assert run.error_lines == [
-        f"tap-omnitron: error: 1 order details could not be fetched (orders {broken}); everything "
-        "else is loaded, and the next run asks for them first"
+        (
+            f"tap-omnitron: error: 1 order details could not be fetched (orders {broken}); everything "
+            "else is loaded, and the next run asks for them first"
+        )
     ]
-    assert len(run.by_key("order_details", "pk")) == 22  # noqa: PLR2004
+    assert len(run.by_key("order_details", "pk")) == 22
     assert skipped_in(run) == [broken]
 
 
 class RefusingDetails:
     """A details stream whose every answer is the client's own fault."""
 
-    def request_detail(self, order_id: int) -> Future:  # noqa: ARG002
+    def request_detail(self, order_id: int) -> Future:  # noqa: ARG002  (the stream's signature)
         refused: Future = Future()
         refused.set_exception(AuthenticationError("GET /x/ answered 401 (Invalid token.): check the api_token setting"))
         return refused

@@ -12,5 +12,17 @@ from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, HOSTILE_KINDS, LIST_ORDERS
 
 SECRET_MARKER = SECRET
 
-__all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "HOSTILE_KINDS", "LIST_ORDERS", "SECRET", "SECRET_MARKER", "SHAPES",
-           "STATUSES", "STATUS_CODES", "Sandbox", "Store", "main"]
+__all__ = [
+    "DEFAULT_FAULT_KINDS",
+    "FAULT_KINDS",
+    "HOSTILE_KINDS",
+    "LIST_ORDERS",
+    "SECRET",
+    "SECRET_MARKER",
+    "SHAPES",
+    "STATUSES",
+    "STATUS_CODES",
+    "Sandbox",
+    "Store",
+    "main",
+]

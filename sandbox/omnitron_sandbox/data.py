@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 SHAPES = ("documented", "extended")
 ORDER_DATES = ("modified_date", "created_date")  # kept by the store, served in "extended" only
@@ -68,21 +71,60 @@ _PLACES = (
     ("it", "Italy", "İtalya", 28, "ROME", (318, "Rome"), (24444, "Lorem Ipsum"), "43211"),
 )
 _COUNTRY_PK = {"tr": 1, "it": 2}
-_FIRST = ("Ayşe", "Mehmet", "Gülşen", "Çağrı", "Şükrü", "Öykü", "İsmail", "Ümit", "Barış",
-          "Zeynep", "Doğan", "Müge", "Ilgaz", "Süleyman", "Elif", "Lorem")
-_LAST = ("Yılmaz", "Öztürk", "Çelik", "Şahin", "Doğan", "Güneş", "Aydın", "Kılıç", "Erdoğan",
-         "Koç", "Işık", "Ünal", "Ipsum")
-_STREETS = ("Atatürk Cad. No:5", "Bağdat Cad. 212/4", "Gül Sok. Çiçek Apt. D:3",
-            "Viale Edoardo Jenner", "İnönü Bulvarı 17", "Şehit Öğretmen Sok. 9")
-# (pk, name, channel_type, server)
+_FIRST = (
+    "Ayşe",
+    "Mehmet",
+    "Gülşen",
+    "Çağrı",
+    "Şükrü",
+    "Öykü",
+    "İsmail",
+    "Ümit",
+    "Barış",
+    "Zeynep",
+    "Doğan",
+    "Müge",
+    "Ilgaz",
+    "Süleyman",
+    "Elif",
+    "Lorem",
+)
+_LAST = (
+    "Yılmaz",
+    "Öztürk",
+    "Çelik",
+    "Şahin",
+    "Doğan",
+    "Güneş",
+    "Aydın",
+    "Kılıç",
+    "Erdoğan",
+    "Koç",
+    "Işık",
+    "Ünal",
+    "Ipsum",
+)
+_STREETS = (
+    "Atatürk Cad. No:5",
+    "Bağdat Cad. 212/4",
+    "Gül Sok. Çiçek Apt. D:3",
+    "Viale Edoardo Jenner",
+    "İnönü Bulvarı 17",
+    "Şehit Öğretmen Sok. 9",
+)
+# Rows of (pk, name, channel_type, server).
 _CHANNELS = (
     (1, "Shop", "web", "https://example-shop.com.tr/api/v1/"),
     (2, "Mağaza Uygulaması", "mobile", "https://app.example-shop.com.tr/api/v1/"),
     (3, "Pazaryeri", "marketplace", "https://marketplace.example.com.tr/sapigw/"),
 )
-# (pk, name, erp_code, shipping_company)
-_CARGO = ((1, "Aras", "ARAS", "aras"), (2, "Yurtiçi Kargo", "YK", "yurtici"),
-          (3, "MNG", "MNG", "mng"), (4, "Sürat Kargo", "SURAT", "surat"))
+# Rows of (pk, name, erp_code, shipping_company).
+_CARGO = (
+    (1, "Aras", "ARAS", "aras"),
+    (2, "Yurtiçi Kargo", "YK", "yurtici"),
+    (3, "MNG", "MNG", "mng"),
+    (4, "Sürat Kargo", "SURAT", "surat"),
+)
 # (pk, name, list slug, detail slug, payment_type, Turkish name)
 _PAYMENTS = (
     (2, "Credit Card", "kredi_karti", "credit_card", "credit_card", "Kredi Kartı"),
@@ -91,17 +133,38 @@ _PAYMENTS = (
 )
 _PAYMENT_WEIGHTS = (8, 1, 1)
 # (bank pk, bank name, bank slug, card pk, card name)
-_CARDS = ((16, "İş Bankası", "is-bankas", 23, "Maximum"), (12, "Garanti BBVA", "garanti", 19, "Bonus"),
-          (20, "Yapı Kredi", "yapi-kredi", 31, "World"), (8, "Akbank", "akbank", 15, "Axess"))
-# (pk, name, slug, gateway, display, resource_url)
-_POS = (
-    (2, "NestPay", "HA", "omnicore.libs.payment_gateways.nestpay.NestpayGateway", "Nestpay",
-     "https://entegrasyon.asseco-see.com.tr/fim/api"),
-    (3, "Garanti POS", "GA", "omnicore.libs.payment_gateways.garanti.GarantiGateway", "Garanti",
-     "https://sanalposprov.garanti.com.tr/VPServlet"),
+_CARDS = (
+    (16, "İş Bankası", "is-bankas", 23, "Maximum"),
+    (12, "Garanti BBVA", "garanti", 19, "Bonus"),
+    (20, "Yapı Kredi", "yapi-kredi", 31, "World"),
+    (8, "Akbank", "akbank", 15, "Axess"),
 )
-_ATTRS = ({}, {}, {"renk": "Kırmızı", "beden": "M"}, {"renk": "Yeşil", "beden": "42"},
-          {"malzeme": "Pamuk", "renk": "Açık Gri"})
+# Rows of (pk, name, slug, gateway, display, resource_url).
+_POS = (
+    (
+        2,
+        "NestPay",
+        "HA",
+        "omnicore.libs.payment_gateways.nestpay.NestpayGateway",
+        "Nestpay",
+        "https://entegrasyon.asseco-see.com.tr/fim/api",
+    ),
+    (
+        3,
+        "Garanti POS",
+        "GA",
+        "omnicore.libs.payment_gateways.garanti.GarantiGateway",
+        "Garanti",
+        "https://sanalposprov.garanti.com.tr/VPServlet",
+    ),
+)
+_ATTRS = (
+    {},
+    {},
+    {"renk": "Kırmızı", "beden": "M"},
+    {"renk": "Yeşil", "beden": "42"},
+    {"malzeme": "Pamuk", "renk": "Açık Gri"},
+)
 _TR_ASCII = str.maketrans("çğıöşüÇĞİÖŞÜ", "cgiosuCGIOSU")
 _OLD = "2017-01-24T10:58:56.765596Z"  # timestamp for static reference objects
 
@@ -145,13 +208,19 @@ def _customer(seed: int | str, pk: int) -> dict[str, Any]:
     email = f"{first}.{last}{pk}@example.com".translate(_TR_ASCII).lower()
     if rng.random() < 0.05:
         email += " "  # the documented list example has trailing spaces in emails
-    joined = datetime(2016, 12, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 5 * 365 * 86400),
-                                                           microseconds=rng.randint(0, 999999))
+    joined = datetime(2016, 12, 1, tzinfo=UTC) + timedelta(
+        seconds=rng.randint(0, 5 * 365 * 86400), microseconds=rng.randint(0, 999999)
+    )
     return {
-        "pk": pk, "email": email, "first_name": first, "last_name": last,
+        "pk": pk,
+        "email": email,
+        "first_name": first,
+        "last_name": last,
         "phone_number": None if rng.random() < 0.4 else f"05{_digits(rng, 9)}",
-        "channel_code": str(rng.randint(1, 20)), "erp_code": _digits(rng, 6),
-        "date_joined": iso(joined), "created_date": iso(joined + timedelta(minutes=3)),
+        "channel_code": str(rng.randint(1, 20)),
+        "erp_code": _digits(rng, 6),
+        "date_joined": iso(joined),
+        "created_date": iso(joined + timedelta(minutes=3)),
         "modified_date": iso(joined + timedelta(days=rng.randint(0, 60), seconds=7)),
         "gender": rng.choice((None, "female", "male")),
     }
@@ -185,8 +254,9 @@ class OrderFactory:
         self.seed = seed
 
     # -- list shape ---------------------------------------------------------
-    def new_order(self, oid: int, first_item_id: int, created: datetime, modified: datetime,
-                  rng: random.Random) -> OrderRecord:
+    def new_order(
+        self, oid: int, first_item_id: int, created: datetime, modified: datetime, rng: random.Random
+    ) -> OrderRecord:
         placed = created - timedelta(seconds=rng.randint(0, 90), microseconds=rng.randint(0, 999999))
         status = rng.choices(STATUS_CODES, _STATUS_WEIGHTS)[0]
         customer_pk = rng.randint(1000, 1400)
@@ -195,16 +265,25 @@ class OrderFactory:
         pay = rng.choices(range(len(_PAYMENTS)), _PAYMENT_WEIGHTS)[0]
         installment_count = 1 if pay or rng.random() < 0.6 else rng.choice((3, 6, 9))
         ctx = {
-            "channel": rng.randrange(len(_CHANNELS)), "customer": customer_pk,
-            "ship_place": ship_place, "bill_place": bill_place,
-            "ship_addr_pk": 20000 + oid * 2, "bill_addr_pk": 20000 + oid * 2 + (ship_place != bill_place),
-            "street": rng.choice(_STREETS), "title": rng.choice(("Ev", "İş", "Akinon İş", "dolor sit amet")),
-            "pay": pay, "card": rng.randrange(len(_CARDS)), "pos": rng.randrange(len(_POS)),
-            "interest_rate": Decimal("0") if installment_count == 1 else Decimal(rng.choice(("1.25", "2.5", "3.75"))),
+            "channel": rng.randrange(len(_CHANNELS)),
+            "customer": customer_pk,
+            "ship_place": ship_place,
+            "bill_place": bill_place,
+            "ship_addr_pk": 20000 + oid * 2,
+            "bill_addr_pk": 20000 + oid * 2 + (ship_place != bill_place),
+            "street": rng.choice(_STREETS),
+            "title": rng.choice(("Ev", "İş", "Akinon İş", "dolor sit amet")),
+            "pay": pay,
+            "card": rng.randrange(len(_CARDS)),
+            "pos": rng.randrange(len(_POS)),
+            "interest_rate": Decimal(0) if installment_count == 1 else Decimal(rng.choice(("1.25", "2.5", "3.75"))),
             "client_type": rng.choice(("default", "default", "ios", "android", "instore")),
             "language_code": rng.choice((None, "tr-tr", "en-us")),
-            "tx_id": f"{rng.randint(17000, 24999)}{''.join(rng.choices('ABCDEFGHJKLMNPQRSTUVWXYZ', k=5))}{_digits(rng, 5)}",
-            "auth_code": f"P{_digits(rng, 5)}", "hash": f"{rng.getrandbits(128):032x}",
+            "tx_id": (
+                f"{rng.randint(17000, 24999)}{''.join(rng.choices('ABCDEFGHJKLMNPQRSTUVWXYZ', k=5))}{_digits(rng, 5)}"
+            ),
+            "auth_code": f"P{_digits(rng, 5)}",
+            "hash": f"{rng.getrandbits(128):032x}",
         }
         n_items = rng.choices((1, 2, 3, 4), (5, 3, 2, 1))[0]
         big = rng.random() < 0.05
@@ -241,7 +320,9 @@ class OrderFactory:
             "cargo_company": rng.choice(_CARGO)[0] if rng.random() < 0.9 else None,
             "invoice_number": _digits(rng, 5) if rng.random() < 0.6 else rng.choice((None, "")),
             "invoice_date": iso(placed + timedelta(days=1)) if rng.random() < 0.3 else None,
-            "e_archive_url": f"http://earsiv.example.com.tr/{rng.getrandbits(64):016x}/" if rng.random() < 0.4 else None,
+            "e_archive_url": f"http://earsiv.example.com.tr/{rng.getrandbits(64):016x}/"
+            if rng.random() < 0.4
+            else None,
             "refund_amount": "0.00",
             "discount_refund_amount": "0.00",
             "shipping_refund_amount": "0.00",
@@ -249,9 +330,13 @@ class OrderFactory:
             "is_send": rng.random() < 0.7,
             "net_shipping_amount": None,
             "shipping_interest_amount": "0.00",
-            "tracking_number": _digits(rng, 8) if status in ("500", "510", "520", "540", "550") else rng.choice((None, _digits(rng, 5))),
+            "tracking_number": _digits(rng, 8)
+            if status in ("500", "510", "520", "540", "550")
+            else rng.choice((None, _digits(rng, 5))),
             "carrier_shipping_code": None if rng.random() < 0.8 else f"CSC{_digits(rng, 7)}",
-            "remote_addr": None if rng.random() < 0.2 else f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "remote_addr": None
+            if rng.random() < 0.2
+            else f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
             "has_gift_box": rng.random() < 0.1,
             "gift_box_note": None,
             "external_status": None,
@@ -273,19 +358,30 @@ class OrderFactory:
     def _item(self, item_id: int, oid: int, status: str, price: Decimal, rng: random.Random) -> dict[str, Any]:
         cancelled = status in ("50", "100", "600")
         return {
-            "id": item_id, "order": oid, "product_sku": _digits(rng, 10),
+            "id": item_id,
+            "order": oid,
+            "product_sku": _digits(rng, 10),
             "status": status if rng.random() < 0.9 else rng.choice(STATUS_CODES),
-            "price_currency": "try", "price": money(price),
+            "price_currency": "try",
+            "price": money(price),
             "tax_rate": rng.choice(("18.00", "18.00", "8.00", "20.00", "1.00")),
-            "extra_field": {}, "price_list": 1, "stock_list": rng.choice((1, 1, 2)),
+            "extra_field": {},
+            "price_list": 1,
+            "stock_list": rng.choice((1, 1, 2)),
             "cancel_status": rng.choice(("waiting", "completed", "rejected")) if cancelled else None,
-            "invoice_number": None, "invoice_date": None, "e_archive_url": None,
-            "installment_interest_amount": "0.00", "tracking_number": None,
+            "invoice_number": None,
+            "invoice_date": None,
+            "e_archive_url": None,
+            "installment_interest_amount": "0.00",
+            "tracking_number": None,
             "carrier_shipping_code": None,
             "shipping_company": rng.choice(("other", "aras", "yurtici", None)),
-            "shipment_code": None, "external_status": None, "discount_amount": "0.00",
+            "shipment_code": None,
+            "external_status": None,
+            "discount_amount": "0.00",
             "retail_price": None if rng.random() < 0.6 else money(price * Decimal("1.25")),
-            "attributes": dict(rng.choice(_ATTRS)), "attributes_kwargs": {},
+            "attributes": dict(rng.choice(_ATTRS)),
+            "attributes_kwargs": {},
             "image": None if rng.random() < 0.7 else f"https://cdn.example-shop.com.tr/products/{_digits(rng, 8)}.jpg",
         }
 
@@ -293,12 +389,21 @@ class OrderFactory:
     def _list_address(customer: dict[str, Any], place: int, ctx: dict[str, Any], pk: int) -> dict[str, Any]:
         cc, cname, _, city_pk, city, (t_pk, t_name), (d_pk, d_name), postcode = _PLACES[place]
         return {
-            "email": customer["email"], "phone_number": customer["phone_number"] or f"05{pk % 10**9:09d}",
-            "first_name": customer["first_name"], "last_name": customer["last_name"],
-            "country": {"name": cname, "code": cc}, "city": {"id": city_pk, "name": city},
-            "line": ctx["street"], "title": ctx["title"],
-            "township": {"id": t_pk, "name": t_name}, "district": {"id": d_pk, "name": d_name},
-            "postcode": postcode, "notes": None, "company_name": "", "tax_office": "", "tax_no": "",
+            "email": customer["email"],
+            "phone_number": customer["phone_number"] or f"05{pk % 10**9:09d}",
+            "first_name": customer["first_name"],
+            "last_name": customer["last_name"],
+            "country": {"name": cname, "code": cc},
+            "city": {"id": city_pk, "name": city},
+            "line": ctx["street"],
+            "title": ctx["title"],
+            "township": {"id": t_pk, "name": t_name},
+            "district": {"id": d_pk, "name": d_name},
+            "postcode": postcode,
+            "notes": None,
+            "company_name": "",
+            "tax_office": "",
+            "tax_no": "",
             "e_bill_taxpayer": False,
         }
 
@@ -306,22 +411,25 @@ class OrderFactory:
     def _channel_conf(ch: tuple) -> dict[str, Any]:
         pk, _, _, server = ch
         return {
-            "username": f"{SECRET}-user-ch{pk}", "feature_flags": {},
+            "username": f"{SECRET}-user-ch{pk}",
+            "feature_flags": {},
             "auth_token": f"{SECRET}-token-ch{pk}-9f3c2a71d0",
-            "server": server, "localized_cancel_mail_subject": {},
-            "sales_url": server.split("/", 3)[0] + "//" + server.split("/", 3)[2], "password": f"{SECRET}-pw-ch{pk}",
+            "server": server,
+            "localized_cancel_mail_subject": {},
+            "sales_url": server.split("/", 3)[0] + "//" + server.split("/", 3)[2],
+            "password": f"{SECRET}-pw-ch{pk}",
         }
 
     @staticmethod
     def recompute_amount(rec: OrderRecord) -> None:
-        """amount = items + shipping + shipping interest + installment interest - discount."""
+        """Amount = items + shipping + shipping interest + installment interest - discount."""
         d = rec.data
-        items = sum((Decimal(i["price"]) for i in d["orderitem_set"]), Decimal("0"))
+        items = sum((Decimal(i["price"]) for i in d["orderitem_set"]), Decimal(0))
         shipping = Decimal(d["shipping_amount"])
         ship_int = Decimal(d["shipping_interest_amount"])
         inst_int = (items * rec.ctx["interest_rate"] / 100).quantize(TWO_PLACES)
         d["installment_interest_amount"] = money(inst_int)
-        d["amount"] = money(max(items + shipping + ship_int + inst_int - Decimal(d["discount_amount"]), Decimal("0")))
+        d["amount"] = money(max(items + shipping + ship_int + inst_int - Decimal(d["discount_amount"]), Decimal(0)))
         net = shipping + ship_int
         if rec.id % 2:  # documented quirk: sometimes a string, sometimes a JSON number
             d["net_shipping_amount"] = money(net)
@@ -333,45 +441,88 @@ class OrderFactory:
         d, ctx = rec.data, rec.ctx
         ch = _CHANNELS[ctx["channel"]]
         customer = _customer(self.seed, ctx["customer"])
-        cust = {"pk": customer["pk"], "channel": ch[0], "email": customer["email"],
-                "first_name": customer["first_name"], "last_name": customer["last_name"],
-                "phone_number": customer["phone_number"], "is_active": True,
-                "channel_code": customer["channel_code"], "erp_code": customer["erp_code"],
-                "extra_field": {}, "modified_date": customer["modified_date"],
-                "created_date": customer["created_date"], "date_joined": customer["date_joined"],
-                "email_allowed": False, "sms_allowed": False, "call_allowed": False,
-                "gender": customer["gender"], "attributes": {}, "user_type": None, "date_of_birth": None}
+        cust = {
+            "pk": customer["pk"],
+            "channel": ch[0],
+            "email": customer["email"],
+            "first_name": customer["first_name"],
+            "last_name": customer["last_name"],
+            "phone_number": customer["phone_number"],
+            "is_active": True,
+            "channel_code": customer["channel_code"],
+            "erp_code": customer["erp_code"],
+            "extra_field": {},
+            "modified_date": customer["modified_date"],
+            "created_date": customer["created_date"],
+            "date_joined": customer["date_joined"],
+            "email_allowed": False,
+            "sms_allowed": False,
+            "call_allowed": False,
+            "gender": customer["gender"],
+            "attributes": {},
+            "user_type": None,
+            "date_of_birth": None,
+        }
         pay = _PAYMENTS[ctx["pay"]]
         cargo = next((c for c in _CARGO if c[0] == d["cargo_company"]), None)
         out: dict[str, Any] = {
             "pk": rec.id,
             "number": d["number"],
-            "channel": {"pk": ch[0], "name": ch[1], "channel_type": ch[2], "catalog": 1,
-                        "modified_date": "2022-06-13T10:47:45.640791Z", "created_date": "2017-01-22T23:33:29.178976Z",
-                        "category_tree": None, "is_active": True, "conf": self._channel_conf(ch), "schema": {}},
+            "channel": {
+                "pk": ch[0],
+                "name": ch[1],
+                "channel_type": ch[2],
+                "catalog": 1,
+                "modified_date": "2022-06-13T10:47:45.640791Z",
+                "created_date": "2017-01-22T23:33:29.178976Z",
+                "category_tree": None,
+                "is_active": True,
+                "conf": self._channel_conf(ch),
+                "schema": {},
+            },
             "status": d["status"],
             "date_placed": d["date_placed"],
             "customer": cust,
-            "shipping_address": self._detail_address(d["shipping_address"], ctx["ship_place"], ctx["ship_addr_pk"], cust, rec),
-            "billing_address": self._detail_address(d["billing_address"], ctx["bill_place"], ctx["bill_addr_pk"], cust, rec),
+            "shipping_address": self._detail_address(
+                d["shipping_address"], ctx["ship_place"], ctx["ship_addr_pk"], cust, rec
+            ),
+            "billing_address": self._detail_address(
+                d["billing_address"], ctx["bill_place"], ctx["bill_addr_pk"], cust, rec
+            ),
             "currency": d["currency"],
             "amount": d["amount"],
             "shipping_amount": d["shipping_amount"],
             "shipping_tax_rate": d["shipping_tax_rate"],
             "extra_field": d["extra_field"],
             "transaction_set": self._transactions(rec, customer) if ctx["pay"] == 0 else [],
-            "payment_option": {"pk": pay[0], "name": pay[1], "slug": pay[3], "payment_type": pay[4],
-                               "sort_order": 0, "is_active": True, "config": {},
-                               "translations": {"tr-tr": {"name": pay[5]}}, "channel": ch[0],
-                               "modified_date": "2021-11-10T10:06:41.529791Z", "created_date": "2017-02-01T14:46:02.110133Z"},
+            "payment_option": {
+                "pk": pay[0],
+                "name": pay[1],
+                "slug": pay[3],
+                "payment_type": pay[4],
+                "sort_order": 0,
+                "is_active": True,
+                "config": {},
+                "translations": {"tr-tr": {"name": pay[5]}},
+                "channel": ch[0],
+                "modified_date": "2021-11-10T10:06:41.529791Z",
+                "created_date": "2017-02-01T14:46:02.110133Z",
+            },
             "payment_option_slug": d["payment_option_slug"],
             "bin_number": d["bin_number"],
             "installment": self._installment(rec),
             "installment_count": d["installment_count"],
             "installment_interest_amount": d["installment_interest_amount"],
-            "cargo_company": None if cargo is None else {
-                "pk": cargo[0], "name": cargo[1], "erp_code": cargo[2], "shipping_company": cargo[3],
-                "modified_date": "2018-08-15T12:11:54.402253Z", "created_date": "2017-01-30T14:02:18.165573Z"},
+            "cargo_company": None
+            if cargo is None
+            else {
+                "pk": cargo[0],
+                "name": cargo[1],
+                "erp_code": cargo[2],
+                "shipping_company": cargo[3],
+                "modified_date": "2018-08-15T12:11:54.402253Z",
+                "created_date": "2017-01-30T14:02:18.165573Z",
+            },
             "invoice_number": d["invoice_number"],
             "invoice_date": d["invoice_date"],
             "e_archive_url": d["e_archive_url"],
@@ -390,7 +541,9 @@ class OrderFactory:
             "fundstransfertransaction_set": self._funds_transfer(rec) if ctx["pay"] == 1 else [],
             "has_gift_box": d["has_gift_box"],
             "gift_box_note": d["gift_box_note"],
-            "tracking_url": None if not d["tracking_number"] else f"https://kargotakip.example.com.tr/?code={d['tracking_number']}",
+            "tracking_url": None
+            if not d["tracking_number"]
+            else f"https://kargotakip.example.com.tr/?code={d['tracking_number']}",
             "external_status": d["external_status"],
             "payondeliverytransaction_set": self._pay_on_delivery(rec) if ctx["pay"] == 2 else [],
             "loyaltytransaction_set": [],
@@ -405,14 +558,34 @@ class OrderFactory:
             "shipping_option_slug": None,
             "segment": None,
             "carrier_shipping_code": d["carrier_shipping_code"],
-            "mapping": [{"pk": 900 + rec.id, "content_type": 40, "object_id": rec.id,
-                         "integration_type": "external_company", "code": f"1-R-2-{180000 + rec.id}",
-                         "modified_date": d["created_date"], "created_date": d["created_date"]}],
+            "mapping": [
+                {
+                    "pk": 900 + rec.id,
+                    "content_type": 40,
+                    "object_id": rec.id,
+                    "integration_type": "external_company",
+                    "code": f"1-R-2-{180000 + rec.id}",
+                    "modified_date": d["created_date"],
+                    "created_date": d["created_date"],
+                }
+            ],
             "ordertransaction_set": [],
-            "ordershippinginfo_set": [] if cargo is None else [{
-                "pk": 4000 + rec.id, "order": rec.id, "order_number": d["number"], "shipping_company": cargo[3],
-                "send_request": None, "send_response": {}, "is_send": bool(d["tracking_number"]),
-                "cargo_label": None, "modified_date": d["modified_date"], "created_date": d["created_date"]}],
+            "ordershippinginfo_set": []
+            if cargo is None
+            else [
+                {
+                    "pk": 4000 + rec.id,
+                    "order": rec.id,
+                    "order_number": d["number"],
+                    "shipping_company": cargo[3],
+                    "send_request": None,
+                    "send_response": {},
+                    "is_send": bool(d["tracking_number"]),
+                    "cargo_label": None,
+                    "modified_date": d["modified_date"],
+                    "created_date": d["created_date"],
+                }
+            ],
             "modified_date": d["modified_date"],
             "created_date": d["created_date"],
         }
@@ -420,34 +593,91 @@ class OrderFactory:
 
     @staticmethod
     def _mapping(pk: int, ct: int, obj: int, code: str) -> list[dict[str, Any]]:
-        return [{"pk": pk, "content_type": ct, "object_id": obj, "integration_type": "external_company",
-                 "code": code, "modified_date": _OLD, "created_date": "2017-01-24T10:58:56.765567Z"}]
+        return [
+            {
+                "pk": pk,
+                "content_type": ct,
+                "object_id": obj,
+                "integration_type": "external_company",
+                "code": code,
+                "modified_date": _OLD,
+                "created_date": "2017-01-24T10:58:56.765567Z",
+            }
+        ]
 
-    def _detail_address(self, la: dict[str, Any], place: int, pk: int, cust: dict[str, Any], rec: OrderRecord) -> dict[str, Any]:
+    def _detail_address(
+        self, la: dict[str, Any], place: int, pk: int, cust: dict[str, Any], rec: OrderRecord
+    ) -> dict[str, Any]:
         cc, cname, tr_name, city_pk, city, (t_pk, t_name), (d_pk, d_name), postcode = _PLACES[place]
         country_pk = _COUNTRY_PK[cc]
         stamp = "2016-12-22T08:50:57.270000Z"
         return {
-            "pk": pk, "email": la["email"], "phone_number": la["phone_number"],
-            "first_name": la["first_name"], "last_name": la["last_name"],
-            "country": {"pk": country_pk, "is_active": True, "name": cname, "code": cc,
-                        "translations": {"tr-tr": {"name": tr_name}},
-                        "modified_date": "2022-08-15T07:20:28.680740Z", "created_date": "2016-12-22T08:50:55.358000Z",
-                        "mapping": self._mapping(country_pk, 33, country_pk, cc.upper())},
-            "city": {"pk": city_pk, "is_active": True, "name": city, "country": country_pk, "translations": None,
-                     "priority": None, "postcode": None, "modified_date": stamp, "created_date": stamp,
-                     "mapping": self._mapping(city_pk + 20, 36, city_pk, f"{cc.upper()}.{city_pk:02d}")},
-            "line": la["line"], "title": la["title"],
-            "township": {"pk": t_pk, "is_active": True, "name": t_name, "city": city_pk, "postcode": None,
-                         "modified_date": stamp, "created_date": stamp,
-                         "mapping": self._mapping(t_pk + 7, 34, t_pk, f"{cc.upper()}.{t_pk:05d}")},
-            "district": {"pk": d_pk, "is_active": True, "name": d_name, "city": city_pk, "township": t_pk,
-                         "postcode": None, "zipcode": None, "modified_date": stamp, "created_date": stamp,
-                         "mapping": []},
-            "postcode": postcode, "notes": None, "company_name": None, "tax_office": None, "tax_no": None,
-            "e_bill_taxpayer": False, "hash_data": rec.ctx["hash"], "address_type": "customer",
-            "retail_store": None, "remote_id": None, "identity_number": None, "extra_field": {},
-            "customer": cust, "is_active": True, "modified_date": rec.data["created_date"],
+            "pk": pk,
+            "email": la["email"],
+            "phone_number": la["phone_number"],
+            "first_name": la["first_name"],
+            "last_name": la["last_name"],
+            "country": {
+                "pk": country_pk,
+                "is_active": True,
+                "name": cname,
+                "code": cc,
+                "translations": {"tr-tr": {"name": tr_name}},
+                "modified_date": "2022-08-15T07:20:28.680740Z",
+                "created_date": "2016-12-22T08:50:55.358000Z",
+                "mapping": self._mapping(country_pk, 33, country_pk, cc.upper()),
+            },
+            "city": {
+                "pk": city_pk,
+                "is_active": True,
+                "name": city,
+                "country": country_pk,
+                "translations": None,
+                "priority": None,
+                "postcode": None,
+                "modified_date": stamp,
+                "created_date": stamp,
+                "mapping": self._mapping(city_pk + 20, 36, city_pk, f"{cc.upper()}.{city_pk:02d}"),
+            },
+            "line": la["line"],
+            "title": la["title"],
+            "township": {
+                "pk": t_pk,
+                "is_active": True,
+                "name": t_name,
+                "city": city_pk,
+                "postcode": None,
+                "modified_date": stamp,
+                "created_date": stamp,
+                "mapping": self._mapping(t_pk + 7, 34, t_pk, f"{cc.upper()}.{t_pk:05d}"),
+            },
+            "district": {
+                "pk": d_pk,
+                "is_active": True,
+                "name": d_name,
+                "city": city_pk,
+                "township": t_pk,
+                "postcode": None,
+                "zipcode": None,
+                "modified_date": stamp,
+                "created_date": stamp,
+                "mapping": [],
+            },
+            "postcode": postcode,
+            "notes": None,
+            "company_name": None,
+            "tax_office": None,
+            "tax_no": None,
+            "e_bill_taxpayer": False,
+            "hash_data": rec.ctx["hash"],
+            "address_type": "customer",
+            "retail_store": None,
+            "remote_id": None,
+            "identity_number": None,
+            "extra_field": {},
+            "customer": cust,
+            "is_active": True,
+            "modified_date": rec.data["created_date"],
             "mapping": [],
         }
 
@@ -459,87 +689,215 @@ class OrderFactory:
         n = d["installment_count"]
         return {
             "pk": d["installment"],
-            "card": {"pk": card_pk, "name": card,
-                     "bank": {"pk": bank_pk, "name": bank, "slug": slug, "logo": None, "channel": 1,
-                              "modified_date": "2017-02-01T14:34:07.916233Z", "created_date": "2017-02-01T14:34:07.916213Z"},
-                     "card_type": {"pk": card_pk - 5, "name": card, "slug": card.lower(),
-                                   "logo": f"https://cdn.example-shop.com.tr/media/card_types/{card.lower()}.jpg", "channel": 1,
-                                   "modified_date": "2017-02-01T14:34:08.130132Z", "created_date": "2017-02-01T14:34:08.130112Z"},
-                     "card_payment_type": "credit", "cash_payment": 10, "installment_payment": 2,
-                     "slug": card.lower(), "three_d_payment": 10, "is_commerce_card": False, "channel": 1,
-                     "modified_date": "2017-02-01T14:34:08.139753Z", "created_date": "2017-02-01T14:34:08.139728Z"},
+            "card": {
+                "pk": card_pk,
+                "name": card,
+                "bank": {
+                    "pk": bank_pk,
+                    "name": bank,
+                    "slug": slug,
+                    "logo": None,
+                    "channel": 1,
+                    "modified_date": "2017-02-01T14:34:07.916233Z",
+                    "created_date": "2017-02-01T14:34:07.916213Z",
+                },
+                "card_type": {
+                    "pk": card_pk - 5,
+                    "name": card,
+                    "slug": card.lower(),
+                    "logo": f"https://cdn.example-shop.com.tr/media/card_types/{card.lower()}.jpg",
+                    "channel": 1,
+                    "modified_date": "2017-02-01T14:34:08.130132Z",
+                    "created_date": "2017-02-01T14:34:08.130112Z",
+                },
+                "card_payment_type": "credit",
+                "cash_payment": 10,
+                "installment_payment": 2,
+                "slug": card.lower(),
+                "three_d_payment": 10,
+                "is_commerce_card": False,
+                "channel": 1,
+                "modified_date": "2017-02-01T14:34:08.139753Z",
+                "created_date": "2017-02-01T14:34:08.139728Z",
+            },
             "installment_count": n,
             "label": "Peşin" if n == 1 else f"{n} Taksit",
             "interest_rate": f"{ctx['interest_rate']:.6f}",
-            "is_active": True, "config": {}, "translations": None,
+            "is_active": True,
+            "config": {},
+            "translations": None,
         }
 
     def _transactions(self, rec: OrderRecord, customer: dict[str, Any]) -> list[dict[str, Any]]:
         d, ctx = rec.data, rec.ctx
         pos_pk, pos_name, pos_slug, gateway, display, url = _POS[ctx["pos"]]
-        user, pw, client = f"{SECRET}-posuser-{pos_pk}", f"{SECRET}-pospw-{pos_pk}", f"{SECRET}-client-{700655000100 + pos_pk}"
+        user, pw, client = (
+            f"{SECRET}-posuser-{pos_pk}",
+            f"{SECRET}-pospw-{pos_pk}",
+            f"{SECRET}-client-{700655000100 + pos_pk}",
+        )
         ext_id = f"{d['number']}{ctx['hash'][:17]}"
         email = customer["email"].strip()
         raw_request = (
             '<?xml version="1.0" encoding="utf-8"?>\n<CC5Request><OrderId>' + ext_id + "</OrderId>"
             "<PayerAuthenticationCode>CAVV</PayerAuthenticationCode><Name>" + user + "</Name><Taksit></Taksit>"
-            "<Type>Auth</Type><Expires>**/****</Expires><Number>****************</Number><ClientId>" + client
+            "<Type>Auth</Type><Expires>**/****</Expires><Number>****************</Number><ClientId>"
+            + client
             + "</ClientId><Cvv2Val>***</Cvv2Val><Currency>949</Currency><GroupId></GroupId><TransId></TransId>"
-            "<Password>" + pw + "</Password><IPAddress>" + (d["remote_addr"] or "127.0.0.1") + "</IPAddress><Email>"
-            + email + "</Email><Total>" + d["amount"] + "</Total></CC5Request>"
+            "<Password>"
+            + pw
+            + "</Password><IPAddress>"
+            + (d["remote_addr"] or "127.0.0.1")
+            + "</IPAddress><Email>"
+            + email
+            + "</Email><Total>"
+            + d["amount"]
+            + "</Total></CC5Request>"
         )
         bank = _CARDS[ctx["card"]][1]
         raw_response = (
             '<?xml version="1.0" encoding="ISO-8859-9"?>\n<CC5Response>\n <OrderId>' + ext_id + "</OrderId>\n"
-            " <GroupId>" + ext_id + "</GroupId>\n <Response>Approved</Response>\n <AuthCode>" + ctx["auth_code"]
-            + "</AuthCode>\n <HostRefNum>" + d["number"][:12] + "</HostRefNum>\n <ProcReturnCode>00</ProcReturnCode>\n"
+            " <GroupId>"
+            + ext_id
+            + "</GroupId>\n <Response>Approved</Response>\n <AuthCode>"
+            + ctx["auth_code"]
+            + "</AuthCode>\n <HostRefNum>"
+            + d["number"][:12]
+            + "</HostRefNum>\n <ProcReturnCode>00</ProcReturnCode>\n"
             " <TransId>" + ctx["tx_id"] + "</TransId>\n <ErrMsg></ErrMsg>\n <Extra>\n  <SETTLEID>385</SETTLEID>\n"
             "  <TERMINALID>00556600</TERMINALID>\n  <MERCHANTID>655000100</MERCHANTID>\n"
             "  <MERCHANTPASSWORD>" + f"{SECRET}-merchant-{pos_pk}" + "</MERCHANTPASSWORD>\n"
             "  <CARDBRAND>VISA</CARDBRAND>\n  <CARDISSUER>" + bank + "</CARDISSUER>\n </Extra>\n</CC5Response>\n"
         )
-        nested = {k: d[k] for k in ("number", "status", "date_placed", "currency", "amount", "shipping_amount",
-                                    "shipping_tax_rate", "extra_field", "payment_option", "payment_option_slug",
-                                    "bin_number", "installment", "installment_count")}
-        nested = {"pk": rec.id, **nested, "channel": _CHANNELS[ctx["channel"]][0], "customer": ctx["customer"],
-                  "shipping_address": ctx["ship_addr_pk"], "billing_address": ctx["bill_addr_pk"]}
-        for k in ("installment_interest_amount", "cargo_company", "invoice_number", "invoice_date", "e_archive_url",
-                  "refund_amount", "discount_refund_amount", "shipping_refund_amount", "discount_amount", "is_send"):
+        nested = {
+            k: d[k]
+            for k in (
+                "number",
+                "status",
+                "date_placed",
+                "currency",
+                "amount",
+                "shipping_amount",
+                "shipping_tax_rate",
+                "extra_field",
+                "payment_option",
+                "payment_option_slug",
+                "bin_number",
+                "installment",
+                "installment_count",
+            )
+        }
+        nested = {
+            "pk": rec.id,
+            **nested,
+            "channel": _CHANNELS[ctx["channel"]][0],
+            "customer": ctx["customer"],
+            "shipping_address": ctx["ship_addr_pk"],
+            "billing_address": ctx["bill_addr_pk"],
+        }
+        for k in (
+            "installment_interest_amount",
+            "cargo_company",
+            "invoice_number",
+            "invoice_date",
+            "e_archive_url",
+            "refund_amount",
+            "discount_refund_amount",
+            "shipping_refund_amount",
+            "discount_amount",
+            "is_send",
+        ):
             nested[k] = d[k]
-        nested.update({
-            "delivery_type": None,
-            "net_shipping_amount": d["net_shipping_amount"] if isinstance(d["net_shipping_amount"], str)
-            else money(Decimal(str(d["net_shipping_amount"]))),
-            "shipping_interest_amount": d["shipping_interest_amount"], "tracking_number": d["tracking_number"],
-            "carrier_shipping_code": d["carrier_shipping_code"], "remote_addr": d["remote_addr"],
-            "fundstransfertransaction_set": [], "has_gift_box": d["has_gift_box"], "gift_box_note": d["gift_box_note"],
-            "external_status": None, "client_type": ctx["client_type"], "language_code": ctx["language_code"],
-            "notes": None, "delivery_range": None, "shipping_option_slug": None, "segment": None,
-            "modified_date": d["modified_date"], "checkout_provider_id": None, "created_date": d["created_date"],
-        })
-        return [{
-            "pk": 50000 + rec.id, "transaction_type": "purchase", "transaction_id": ctx["tx_id"], "auth_code": ctx["auth_code"],
-            "pos": {"pk": pos_pk, "name": pos_name, "slug": pos_slug, "gateway": gateway,
+        nested.update(
+            {
+                "delivery_type": None,
+                "net_shipping_amount": d["net_shipping_amount"]
+                if isinstance(d["net_shipping_amount"], str)
+                else money(Decimal(str(d["net_shipping_amount"]))),
+                "shipping_interest_amount": d["shipping_interest_amount"],
+                "tracking_number": d["tracking_number"],
+                "carrier_shipping_code": d["carrier_shipping_code"],
+                "remote_addr": d["remote_addr"],
+                "fundstransfertransaction_set": [],
+                "has_gift_box": d["has_gift_box"],
+                "gift_box_note": d["gift_box_note"],
+                "external_status": None,
+                "client_type": ctx["client_type"],
+                "language_code": ctx["language_code"],
+                "notes": None,
+                "delivery_range": None,
+                "shipping_option_slug": None,
+                "segment": None,
+                "modified_date": d["modified_date"],
+                "checkout_provider_id": None,
+                "created_date": d["created_date"],
+            }
+        )
+        return [
+            {
+                "pk": 50000 + rec.id,
+                "transaction_type": "purchase",
+                "transaction_id": ctx["tx_id"],
+                "auth_code": ctx["auth_code"],
+                "pos": {
+                    "pk": pos_pk,
+                    "name": pos_name,
+                    "slug": pos_slug,
+                    "gateway": gateway,
                     "config": {"auth": {"username": user, "password": pw, "client_id": client}},
-                    "resource_url": url, "three_d_resource_url": None, "channel": 1, "gateway_display": display,
-                    "modified_date": "2017-02-02T10:38:15.427494Z", "created_date": "2017-02-01T14:01:28.829319Z"},
-            "main_pos": None, "order": nested, "currency": None, "user_email": email,
-            "raw_request": raw_request, "raw_response": raw_response, "is_succeeded": True,
-            "amount": d["amount"], "remote_addr": d["remote_addr"], "created_date": d["created_date"],
-            "pos_slug": pos_slug, "modified_date": d["created_date"],
-        }]
+                    "resource_url": url,
+                    "three_d_resource_url": None,
+                    "channel": 1,
+                    "gateway_display": display,
+                    "modified_date": "2017-02-02T10:38:15.427494Z",
+                    "created_date": "2017-02-01T14:01:28.829319Z",
+                },
+                "main_pos": None,
+                "order": nested,
+                "currency": None,
+                "user_email": email,
+                "raw_request": raw_request,
+                "raw_response": raw_response,
+                "is_succeeded": True,
+                "amount": d["amount"],
+                "remote_addr": d["remote_addr"],
+                "created_date": d["created_date"],
+                "pos_slug": pos_slug,
+                "modified_date": d["created_date"],
+            }
+        ]
 
     @staticmethod
     def _funds_transfer(rec: OrderRecord) -> list[dict[str, Any]]:
-        return [{"pk": 60000 + rec.id, "order": rec.id, "amount": rec.data["amount"], "currency": "try",
-                 "bank_account": {"pk": 3, "bank": {"pk": 16, "name": "İş Bankası"}, "iban": "TR000006400000112345678901",
-                                  "holder": "Örnek Mağazacılık A.Ş."},
-                 "created_date": rec.data["created_date"], "modified_date": rec.data["created_date"]}]
+        return [
+            {
+                "pk": 60000 + rec.id,
+                "order": rec.id,
+                "amount": rec.data["amount"],
+                "currency": "try",
+                "bank_account": {
+                    "pk": 3,
+                    "bank": {"pk": 16, "name": "İş Bankası"},
+                    "iban": "TR000006400000112345678901",
+                    "holder": "Örnek Mağazacılık A.Ş.",
+                },
+                "created_date": rec.data["created_date"],
+                "modified_date": rec.data["created_date"],
+            }
+        ]
 
     @staticmethod
     def _pay_on_delivery(rec: OrderRecord) -> list[dict[str, Any]]:
-        return [{"pk": 70000 + rec.id, "order": rec.id, "amount": rec.data["amount"], "payment_type": "cash",
-                 "created_date": rec.data["created_date"], "modified_date": rec.data["created_date"]}]
+        return [
+            {
+                "pk": 70000 + rec.id,
+                "order": rec.id,
+                "amount": rec.data["amount"],
+                "payment_type": "cash",
+                "created_date": rec.data["created_date"],
+                "modified_date": rec.data["created_date"],
+            }
+        ]
 
 
 class Store:
@@ -547,8 +905,14 @@ class Store:
 
     SPAN = timedelta(days=730)
 
-    def __init__(self, orders: int = 50, seed: int | str = 0, now: datetime | None = None,
-                 shape: str = "documented", clock_skew: float = 0) -> None:
+    def __init__(
+        self,
+        orders: int = 50,
+        seed: int | str = 0,
+        now: datetime | None = None,
+        shape: str = "documented",
+        clock_skew: float = 0,
+    ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
         self.shape = shape
@@ -592,8 +956,9 @@ class Store:
 
     def _add(self, created: datetime, modified: datetime) -> OrderRecord:
         oid = self._next_id
-        rec = self.factory.new_order(oid, self._next_item_id, created, modified,
-                                     random.Random(f"{self.seed}:order:{oid}"))
+        rec = self.factory.new_order(
+            oid, self._next_item_id, created, modified, random.Random(f"{self.seed}:order:{oid}")
+        )
         self._next_item_id += len(rec.data["orderitem_set"]) + self._rng.choice((0, 0, 0, 1))
         self.records[oid] = rec
         return rec
@@ -665,9 +1030,11 @@ class Store:
 
     def mutate(self, modify: int = 0, create: int = 0, delete: int = 0) -> dict[str, list[int]]:
         with self.lock:
-            return {"modified": self.modify(count=modify) if modify else [],
-                    "created": self.create(create) if create else [],
-                    "deleted": self.delete(count=delete) if delete else []}
+            return {
+                "modified": self.modify(count=modify) if modify else [],
+                "created": self.create(create) if create else [],
+                "deleted": self.delete(count=delete) if delete else [],
+            }
 
     # -- reads ------------------------------------------------------------------
     def load_documents(self, orders: Iterable[dict[str, Any]], details: dict[int, dict[str, Any]]) -> None:
@@ -677,8 +1044,15 @@ class Store:
             for order in orders:
                 placed = parse_iso(order["date_placed"])
                 self.records[order["id"]] = OrderRecord(
-                    order["id"], json.loads(json.dumps(order)), placed, placed, placed, {},
-                    verbatim=True, document=details.get(order["id"]))
+                    order["id"],
+                    json.loads(json.dumps(order)),
+                    placed,
+                    placed,
+                    placed,
+                    {},
+                    verbatim=True,
+                    document=details.get(order["id"]),
+                )
             self._changed()
 
     def _served(self, view: dict[str, Any]) -> dict[str, Any]:
@@ -707,8 +1081,13 @@ class Store:
                     b = rec.detail_bytes = dumps(self._served(self.factory.detail(rec)))
             return b
 
-    _SORT_ATTR = {"id": "id", "pk": "id", "modified_date": "modified", "created_date": "created",
-                  "date_placed": "date_placed"}
+    _SORT_ATTR: ClassVar[dict[str, str]] = {
+        "id": "id",
+        "pk": "id",
+        "modified_date": "modified",
+        "created_date": "created",
+        "date_placed": "date_placed",
+    }
 
     def view(self, sort: tuple[tuple[str, bool], ...], filters: tuple) -> list[OrderRecord]:
         """Filtered, sorted records (cached until the next mutation). Call with the lock held."""
@@ -733,9 +1112,16 @@ class Store:
     def ground_truth(self) -> list[dict[str, Any]]:
         """What the store knows of each order, dates included whatever the shape it serves."""
         with self.lock:
-            return [{"id": r.id, "modified_date": iso(r.modified), "status": r.data["status"],
-                     "amount": r.data["amount"], "tracking_number": r.data.get("tracking_number")}
-                    for r in self.records.values()]
+            return [
+                {
+                    "id": r.id,
+                    "modified_date": iso(r.modified),
+                    "status": r.data["status"],
+                    "amount": r.data["amount"],
+                    "tracking_number": r.data.get("tracking_number"),
+                }
+                for r in self.records.values()
+            ]
 
 
 _OPS = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
@@ -755,7 +1141,7 @@ def _matches(rec: OrderRecord, filters: tuple) -> bool:
         elif kind == "is_send":
             if rec.data["is_send"] is not f[1]:
                 return False
-        elif kind == "pk_in":
+        elif kind == "pk_in":  # noqa: SIM102  (one shape for every filter kind)
             if rec.id not in f[1]:
                 return False
     return True

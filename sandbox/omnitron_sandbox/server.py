@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import itertools
 import json
 import os
 import random
@@ -18,40 +19,70 @@ import threading
 import time
 import traceback
 import zlib
-from datetime import datetime
 from email.utils import formatdate
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .data import SHAPES, STATUSES, Store, dumps, parse_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from datetime import datetime
 
 FAULT_KINDS = ("429", "500", "502", "503", "504", "drop", "html200", "truncated")
 DEFAULT_FAULT_KINDS = ("429", "502", "503", "drop")
 # Answers that break HTTP or JSON clients in ways a status code cannot (Sandbox.hostile_plan).
 # The first six deliver the normal answer in a hostile way; the last three replace it.
-HOSTILE_KINDS = ("drip_body", "drip_head", "bad_status", "multi_gzip", "gzip_chunked", "truncated_close",
-                 "gzip_bomb", "not_json", "wrong_shape")
+HOSTILE_KINDS = (
+    "drip_body",
+    "drip_head",
+    "bad_status",
+    "multi_gzip",
+    "gzip_chunked",
+    "truncated_close",
+    "gzip_bomb",
+    "not_json",
+    "wrong_shape",
+)
 _BOMB_PREFIX = b'{"results": ['
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
-_REASONS = {200: "OK", 301: "Moved Permanently", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error",
-            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-_NGINX = ('<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n'
-          '<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n')
+_REASONS = {
+    200: "OK",
+    301: "Moved Permanently",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+_NGINX = (
+    "<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 _FAULT_PAGES = {
     500: b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n'
-         b'  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n',
+    b"  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n",
     **{code: _NGINX.format(code, _REASONS[code]).encode() for code in (502, 503, 504)},
 }
-_HTML200 = ('<!DOCTYPE html><html lang="tr"><head><meta charset="utf-8"><title>Omnitron</title></head>'
-            '<body><h1>Bakım çalışması</h1><p>Omnitron is under maintenance, please try again later.</p>'
-            '</body></html>').encode()
-_NOT_FOUND_HTML = (b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n'
-                   b'  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n')
+_HTML200 = (
+    '<!DOCTYPE html><html lang="tr"><head><meta charset="utf-8"><title>Omnitron</title></head>'
+    "<body><h1>Bakım çalışması</h1><p>Omnitron is under maintenance, please try again later.</p>"
+    "</body></html>"
+).encode()
+_NOT_FOUND_HTML = (
+    b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n'
+    b"  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n"
+)
 _NOT_FOUND = dumps({"detail": "Not found."})
 _MOVED = _NGINX.format(301, _REASONS[301]).encode()
 _INVALID_PAGE = dumps({"detail": "Invalid page."})
@@ -63,6 +94,7 @@ _DATE_PARAM = re.compile(r"^(modified_date|created_date|date_placed)__(gte|gt|lt
 _SORTABLE = ("id", "pk", "modified_date", "created_date", "date_placed")
 LIST_ORDERS = ("id", "-id", "modified_date", "-modified_date")  # for a server that ignores ?sort=
 _TRUTHY = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
+
 
 @lru_cache(maxsize=8)  # a few clocks (skews) at once, each formatted once a second
 def _http_date(second: int) -> str:
@@ -110,13 +142,13 @@ def _gzip_bomb(mib: int) -> bytes:
 def _gzip_members(body: bytes, members: int) -> bytes:
     """``body`` gzipped as this many concatenated gzip members (RFC 1952 allows several)."""
     cuts = [len(body) * i // members for i in range(members + 1)]
-    return b"".join(gzip.compress(body[a:b], compresslevel=6) for a, b in zip(cuts, cuts[1:]))
+    return b"".join(gzip.compress(body[a:b], compresslevel=6) for a, b in itertools.pairwise(cuts))
 
 
 def _chunked(body: bytes, pieces: int = 4) -> bytes:
     """``body`` in HTTP/1.1 chunked transfer coding, in a few chunks (never an empty one before the end)."""
     size = max(1, -(-len(body) // pieces))
-    chunks = [body[i:i + size] for i in range(0, len(body), size)]
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
     return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
 
 
@@ -125,20 +157,20 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sandbox: "Sandbox") -> None:
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sandbox = sandbox
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def process_request(self, request, client_address):  # type: ignore[override]
+    def process_request(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]  # TCP: requests are sockets
         with self._conns_lock:
             self._conns.add(request)
             self.sandbox.connections_accepted += 1
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request):  # type: ignore[override]
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]  # TCP: requests are sockets
         with self._conns_lock:
             self._conns.discard(request)
         super().shutdown_request(request)
@@ -147,12 +179,10 @@ class _Server(ThreadingHTTPServer):
         with self._conns_lock:
             conns = list(self._conns)
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
-    def handle_error(self, request, client_address):  # type: ignore[override]
+    def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)
@@ -186,19 +216,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (http.server's parameter name)
         if self.server.sandbox.verbose:
             super().log_message(format, *args)
 
     # -- plumbing ---------------------------------------------------------------
-    def _send(self, status: int, body: bytes, ctype: str = JSON, headers: Iterable[tuple[str, Any]] = (),
-              encoding: str | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = JSON,
+        headers: Iterable[tuple[str, Any]] = (),
+        encoding: str | None = None,
+    ) -> None:
         """Answer; ``encoding`` names the Content-Encoding ``body`` already has. A planned hostile
         kind (``self._hostile``) changes how the answer is encoded and delivered, not what it says."""
         sb = self.server.sandbox
         hostile = self._hostile
-        head = [f"HTTP/1.1 {status} {_REASONS[status]}", "Server: nginx",
-                f"Date: {_http_date(int(sb.now().timestamp()))}", f"Content-Type: {ctype}"]
+        head = [
+            f"HTTP/1.1 {status} {_REASONS[status]}",
+            "Server: nginx",
+            f"Date: {_http_date(int(sb.now().timestamp()))}",
+            f"Content-Type: {ctype}",
+        ]
         if hostile == "bad_status":
             head[0] = f"HTTP/1.1 \xb2{head[0][10:]}"  # superscript two for the first digit, as latin-1
         if hostile in ("multi_gzip", "gzip_chunked"):
@@ -244,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
         """One byte every ``drip_interval`` seconds; a client that goes away ends it (the write fails)."""
         interval = self.server.sandbox.drip_interval
         for i in range(len(data)):
-            self.wfile.write(data[i:i + 1])
+            self.wfile.write(data[i : i + 1])
             if i + 1 < len(data):
                 time.sleep(interval)
 
@@ -274,16 +314,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve_api(sb, method, split.path, split.query, body)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
-        except Exception:  # a bug or a failing hook: answer 500 like Django would, and show it
+        except Exception:  # noqa: BLE001  (a bug or a failing hook: answer 500 like Django would, and show it)
             traceback.print_exc()
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self._send(500, _FAULT_PAGES[500], HTML)
-            except OSError:
-                pass
 
     # -- the Omnitron API -----------------------------------------------------------
-    def _serve_api(self, sb: "Sandbox", method: str, path: str, query: str, body: bytes) -> None:
+    def _serve_api(self, sb: Sandbox, method: str, path: str, query: str, body: bytes) -> None:
         sb._count(path)
         self._hostile = sb._planned_hostile(path)
         if self._hostile == "gzip_bomb":
@@ -298,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         with sb._in_flight():
             self._answer_api(sb, method, path, query, body)
 
-    def _answer_api(self, sb: "Sandbox", method: str, path: str, query: str, body: bytes) -> None:
+    def _answer_api(self, sb: Sandbox, method: str, path: str, query: str, body: bytes) -> None:
         if sb.latency_ms:
             time.sleep(sb.latency_ms / 1000.0)
         m = _API.match(path)
@@ -320,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             err = sb._authenticate(self.headers.get("Authorization"))
             if err:
-                return self._json(401, {"detail": err}, [("WWW-Authenticate", 'Token')])
+                return self._json(401, {"detail": err}, [("WWW-Authenticate", "Token")])
             if method != "GET":
                 return self._not_allowed(method, "GET, HEAD, OPTIONS")
             if orders:
@@ -344,7 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_allowed(self, method: str, allow: str) -> None:
         self._json(405, {"detail": f'Method "{method}" not allowed.'}, [("Allow", allow)])
 
-    def _login(self, sb: "Sandbox", body: bytes) -> None:
+    def _login(self, sb: Sandbox, body: bytes) -> None:
         ctype = self.headers.get("Content-Type", "")
         try:
             if "json" in ctype or body[:1] == b"{":
@@ -352,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 data = {k: v[-1] for k, v in parse_qs(body.decode("utf-8")).items()}
             if not isinstance(data, dict):
-                raise ValueError("JSON object expected")
+                raise ValueError("JSON object expected")  # noqa: TRY004, TRY301  (Django's 400 below, as for bad JSON)
         except ValueError as exc:
             return self._json(400, {"detail": f"JSON parse error - {exc}"})
         missing = {f: ["This field is required."] for f in ("username", "password") if not data.get(f)}
@@ -362,29 +400,35 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, {"non_field_errors": ["Unable to log in with provided credentials."]})
         self._json(200, {"key": sb.issue_token(sb.login_key)})
 
-    def _fault(self, sb: "Sandbox", kind: str) -> None:
+    def _fault(self, sb: Sandbox, kind: str) -> None:
         if kind == "drop":
             self.close_connection = True  # the socket is closed without writing anything
         elif kind == "429":
             ra = sb.retry_after
             ra_text = str(int(ra)) if float(ra).is_integer() else str(ra)
             unit = "second" if ra_text == "1" else "seconds"
-            self._json(429, {"detail": f"Request was throttled. Expected available in {ra_text} {unit}."},
-                       [("Retry-After", ra_text)])
+            self._json(
+                429,
+                {"detail": f"Request was throttled. Expected available in {ra_text} {unit}."},
+                [("Retry-After", ra_text)],
+            )
         elif kind == "html200":
             self._send(200, _HTML200, HTML)
         else:
             self._send(int(kind), _FAULT_PAGES[int(kind)], HTML)
 
-    def _list(self, sb: "Sandbox", path: str, query: str) -> None:
+    def _list(self, sb: Sandbox, path: str, query: str) -> None:
         q = parse_qs(query, keep_blank_values=True)
-        get = lambda k, default=None: q[k][-1] if k in q else default  # noqa: E731
+
+        def get(k: str, default: str | None = None) -> str | None:
+            return q[k][-1] if k in q else default
+
         try:
             limit = int(get("limit", str(sb.default_limit)))
             page_raw = get("page", "1")
             page = -1 if page_raw == "last" else int(page_raw)
             if limit < 1:
-                raise ValueError
+                raise ValueError  # noqa: TRY301  (the same 404 as a limit that is no number)
         except ValueError:
             return self._send(404, _INVALID_PAGE)
         limit = min(limit, sb.max_limit)
@@ -405,9 +449,10 @@ class _Handler(BaseHTTPRequestHandler):
                 page = pages
             if page < 1 or page > pages:
                 return self._send(404, _INVALID_PAGE)
-            chunk = b",".join(store.list_bytes(r) for r in recs[(page - 1) * limit: page * limit])
-        scheme = 'https' if self.server.sandbox.tls else 'http'
-        base = f"{scheme}://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}{path}"
+            chunk = b",".join(store.list_bytes(r) for r in recs[(page - 1) * limit : page * limit])
+        scheme = "https" if self.server.sandbox.tls else "http"
+        address, port = self.server.server_address[:2]
+        base = f"{scheme}://{self.headers.get('Host') or f'{address}:{port}'}{path}"
         nxt = _page_url(base, q, page + 1) if page < pages else None
         prev = _page_url(base, q, page - 1) if page > 1 else None
         head = dumps({"count": count, "next": nxt, "previous": prev})[:-1]
@@ -416,15 +461,15 @@ class _Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _sort(value: str | None) -> tuple[tuple[str, bool], ...]:
         terms = []
-        for term in (value or "").split(","):
-            term = term.strip()
+        for raw in (value or "").split(","):
+            term = raw.strip()
             name = term.lstrip("-")
             if name in _SORTABLE:
                 terms.append((name, term.startswith("-")))
         return tuple(terms) or (("id", True),)
 
     @staticmethod
-    def _filters(sb: "Sandbox", q: dict[str, list[str]]) -> tuple[tuple, dict[str, list[str]]]:
+    def _filters(sb: Sandbox, q: dict[str, list[str]]) -> tuple[tuple, dict[str, list[str]]]:
         filters: list[tuple] = []
         errors: dict[str, list[str]] = {}
         for key in sorted(q):
@@ -463,7 +508,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = json.loads(body) if body else {}
         except ValueError as exc:
             return self._json(400, {"detail": f"JSON parse error - {exc}"})
-        name = path[len("/_sandbox/"):].strip("/")
+        name = path[len("/_sandbox/") :].strip("/")
         if (name, method) == ("stats", "GET"):
             return self._json(200, sb.stats())
         if (name, method) == ("orders", "GET"):
@@ -491,8 +536,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(404, {"detail": "Not found."})
 
 
-_FAULT_SETTINGS = ("rate", "kinds", "retry_after", "seed", "latency_ms", "missing_details", "broken_details",
-                   "clock_skew")
+_FAULT_SETTINGS = (
+    "rate",
+    "kinds",
+    "retry_after",
+    "seed",
+    "latency_ms",
+    "missing_details",
+    "broken_details",
+    "clock_skew",
+)
 
 
 class _Truncating:
@@ -546,8 +599,8 @@ class Sandbox:
         fault_rate: float = 0.0,
         fault_kinds: Iterable[Any] | str | None = None,
         retry_after: float = 1,
-        on_list_page: Callable[["Sandbox", int], Any] | None = None,
-        mutate_between_pages: Callable[["Sandbox", int], Any] | None = None,
+        on_list_page: Callable[[Sandbox, int], Any] | None = None,
+        mutate_between_pages: Callable[[Sandbox, int], Any] | None = None,
         mutate_every_page: dict[str, int] | None = None,
         missing_details: Iterable[int] = (),
         broken_details: Iterable[int] = (),
@@ -572,8 +625,9 @@ class Sandbox:
     ) -> None:
         if list_order is not None and list_order not in LIST_ORDERS:
             raise ValueError(f"unknown list order {list_order!r}; choose from {', '.join(LIST_ORDERS)}")
-        self.store = Store(orders=0 if documents else orders, seed=seed, now=now, shape=shape,
-                           clock_skew=float(clock_skew))
+        self.store = Store(
+            orders=0 if documents else orders, seed=seed, now=now, shape=shape, clock_skew=float(clock_skew)
+        )
         if documents:
             self.store.load_documents(*documents)
         self.shape = shape  # "documented": no order-level modified_date/created_date served
@@ -601,7 +655,7 @@ class Sandbox:
         self.log_requests = log_requests
         self.request_log: list[tuple[float, str, str, int]] = []  # (monotonic, method, path, status)
         # path -> hostile kinds (HOSTILE_KINDS) served, in turn, to its next requests, login included
-        self.hostile_plan = hostile_plan  # type: ignore[assignment]  (the setter checks the kinds)
+        self.hostile_plan = hostile_plan  # the setter checks the kinds
         self.drip_interval = drip_interval  # seconds between the bytes of drip_body / drip_head
         self.bomb_mib = bomb_mib  # the inflated size of the gzip_bomb answer
         self.login_key = login_key  # a login answers this key verbatim (valid only if a plain token)
@@ -627,7 +681,7 @@ class Sandbox:
         self._lifecycle = threading.RLock()
 
     # -- lifecycle ----------------------------------------------------------------
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         with self._lifecycle:
             if self._live_port is None:
                 self._listen(self._port)
@@ -660,12 +714,12 @@ class Sandbox:
         with self._lifecycle:
             self._cancel_resume()
             if self._live_port is None or self._httpd is not None:
-                return
+                return None
             deadline = time.monotonic() + bind_timeout
             while True:
                 try:
                     return self._listen(self._live_port)
-                except OSError:
+                except OSError:  # noqa: PERF203  (a retry loop: the try is its point)
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
@@ -682,8 +736,12 @@ class Sandbox:
             context.load_cert_chain(*self.tls)
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"omnitron-sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"omnitron-sandbox-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
 
     def _close(self) -> None:
@@ -701,10 +759,10 @@ class Sandbox:
         if timer is not None:
             timer.cancel()  # harmless from the timer's own thread
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:  # noqa: PYI034  (typing.Self is Python 3.11+; the sandbox runs on 3.10)
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -801,10 +859,17 @@ class Sandbox:
         return None
 
     # -- faults and stats ---------------------------------------------------------------
-    def set_faults(self, rate: float | None = None, kinds: Iterable[Any] | str | None = None,
-                   retry_after: float | None = None, seed: int | str | None = None,
-                   latency_ms: float | None = None, missing_details: Iterable[int] | None = None,
-                   broken_details: Iterable[int] | None = None, clock_skew: float | None = None) -> None:
+    def set_faults(
+        self,
+        rate: float | None = None,
+        kinds: Iterable[Any] | str | None = None,
+        retry_after: float | None = None,
+        seed: int | str | None = None,
+        latency_ms: float | None = None,
+        missing_details: Iterable[int] | None = None,
+        broken_details: Iterable[int] | None = None,
+        clock_skew: float | None = None,
+    ) -> None:
         with self._stats_lock:
             if rate is not None:
                 if not 0 <= float(rate) <= 1:
@@ -828,9 +893,15 @@ class Sandbox:
                 self.clock_skew = float(clock_skew)
 
     def fault_settings(self) -> dict[str, Any]:
-        return {"rate": self.fault_rate, "kinds": list(self.fault_kinds), "retry_after": self.retry_after,
-                "latency_ms": self.latency_ms, "missing_details": sorted(self.missing_details),
-                "broken_details": sorted(self.broken_details), "clock_skew": self.clock_skew}
+        return {
+            "rate": self.fault_rate,
+            "kinds": list(self.fault_kinds),
+            "retry_after": self.retry_after,
+            "latency_ms": self.latency_ms,
+            "missing_details": sorted(self.missing_details),
+            "broken_details": sorted(self.broken_details),
+            "clock_skew": self.clock_skew,
+        }
 
     def _draw_fault(self) -> str | None:
         if self.fault_rate <= 0 or not self.fault_kinds:
@@ -860,14 +931,15 @@ class Sandbox:
 
     @property
     def hostile_plan(self) -> dict[str, list[str]]:
-        """path -> hostile kinds (HOSTILE_KINDS) answered, in turn, to its next requests (login included),
+        """Path -> hostile kinds (HOSTILE_KINDS) answered, in turn, to its next requests (login included),
         then back to normal. A hostile answer replaces the faults of its request."""
         return self._hostile_plan
 
     @hostile_plan.setter
     def hostile_plan(self, plan: dict[str, Iterable[str] | str] | None) -> None:
-        self._hostile_plan = {path: list(_kinds(kinds, HOSTILE_KINDS, "hostile"))
-                              for path, kinds in (plan or {}).items()}
+        self._hostile_plan = {
+            path: list(_kinds(kinds, HOSTILE_KINDS, "hostile")) for path, kinds in (plan or {}).items()
+        }
 
     def _saw_headers(self, items: Iterable[tuple[str, str]]) -> None:
         seen = dict(items)
@@ -906,9 +978,14 @@ class Sandbox:
 
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
-            return {"requests": self.request_count, "by_path": dict(self._by_path),
-                    "orders": len(self.store.records), "faults_injected": self.faults_injected,
-                    "connections": self.connections_accepted, "max_in_flight": self.max_in_flight}
+            return {
+                "requests": self.request_count,
+                "by_path": dict(self._by_path),
+                "orders": len(self.store.records),
+                "faults_injected": self.faults_injected,
+                "connections": self.connections_accepted,
+                "max_in_flight": self.max_in_flight,
+            }
 
 
 # -- CLI -------------------------------------------------------------------------------------
@@ -916,10 +993,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="omnitron-sandbox",
         description="Local fake Akinon Omnitron API (orders list, detailed_integration, login) for tests and demos. "
-                    "Prints one JSON line {url, api_token, username, password} to stdout, then serves until "
-                    "SIGTERM/SIGINT. Control endpoints without auth: GET /_sandbox/stats, GET /_sandbox/orders, "
-                    "POST /_sandbox/mutate {modify,create,delete}, GET|POST /_sandbox/faults (also clock_skew), "
-                    "POST /_sandbox/expire-tokens, POST /_sandbox/reset-stats.")
+        "Prints one JSON line {url, api_token, username, password} to stdout, then serves until "
+        "SIGTERM/SIGINT. Control endpoints without auth: GET /_sandbox/stats, GET /_sandbox/orders, "
+        "POST /_sandbox/mutate {modify,create,delete}, GET|POST /_sandbox/faults (also clock_skew), "
+        "POST /_sandbox/expire-tokens, POST /_sandbox/reset-stats.",
+    )
     a = p.add_argument
     a("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     a("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
@@ -936,31 +1014,69 @@ def _parser() -> argparse.ArgumentParser:
     a("--ignore-filters", action="store_true", help="ignore the date filters like a server that does not know them")
     a("--token-ttl-requests", type=int, help="a login key stops working after this many requests (default: never)")
     a("--fault-rate", type=float, default=0.0, help="probability 0..1 that an API request (not login) faults")
-    a("--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS),
-      help=f"comma list from {','.join(FAULT_KINDS)} (default {','.join(DEFAULT_FAULT_KINDS)})")
+    a(
+        "--fault-kinds",
+        default=",".join(DEFAULT_FAULT_KINDS),
+        help=f"comma list from {','.join(FAULT_KINDS)} (default {','.join(DEFAULT_FAULT_KINDS)})",
+    )
     a("--retry-after", type=float, default=1, help="Retry-After seconds sent with 429 (default 1; 0 allowed)")
-    a("--mutate-every-page", type=json.loads, metavar="JSON",
-      help='mutate before every list page, e.g. \'{"modify": 1, "create": 1, "delete": 0}\'')
-    a("--missing-details", default="", metavar="IDS",
-      help="comma list of order ids whose detailed view answers 404 although they are listed")
-    a("--broken-details", default="", metavar="IDS",
-      help="comma list of order ids whose detailed view always answers 500 (POST /_sandbox/faults heals)")
-    a("--keepalive-requests", type=int, default=0, metavar="N",
-      help="close each connection after N answers, like nginx's keepalive_requests (default: never)")
-    a("--keepalive-timeout", type=float, default=0, metavar="S",
-      help="close idle connections after S seconds without a word, like nginx (default 120)")
+    a(
+        "--mutate-every-page",
+        type=json.loads,
+        metavar="JSON",
+        help='mutate before every list page, e.g. \'{"modify": 1, "create": 1, "delete": 0}\'',
+    )
+    a(
+        "--missing-details",
+        default="",
+        metavar="IDS",
+        help="comma list of order ids whose detailed view answers 404 although they are listed",
+    )
+    a(
+        "--broken-details",
+        default="",
+        metavar="IDS",
+        help="comma list of order ids whose detailed view always answers 500 (POST /_sandbox/faults heals)",
+    )
+    a(
+        "--keepalive-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="close each connection after N answers, like nginx's keepalive_requests (default: never)",
+    )
+    a(
+        "--keepalive-timeout",
+        type=float,
+        default=0,
+        metavar="S",
+        help="close idle connections after S seconds without a word, like nginx (default 120)",
+    )
     a("--gzip", action="store_true", help="gzip JSON answers for clients that accept it")
     a("--tls-cert", help="serve https with this certificate (PEM); needs --tls-key")
     a("--tls-key", help="the private key (PEM) of --tls-cert")
     a("--redirect-to", metavar="URL", help="answer every API request with a 301 to this origin")
-    a("--shape", choices=SHAPES, default="documented",
-      help="documented: orders without modified_date/created_date, as Omnitron's documentation shows them "
-           "(the server still filters and sorts on them); extended: with both (default documented)")
-    a("--list-order", choices=LIST_ORDERS, metavar="ORDER",
-      help=f"ignore ?sort= and list in this order, one of {', '.join(LIST_ORDERS)} (default: honour ?sort=)")
-    a("--clock-skew", type=float, default=0, metavar="SECONDS",
-      help="the server's clock runs this far ahead (< 0: behind) the real one: its Date header and the "
-           "modified_date/created_date of orders it changes (default 0)")
+    a(
+        "--shape",
+        choices=SHAPES,
+        default="documented",
+        help="documented: orders without modified_date/created_date, as Omnitron's documentation shows them "
+        "(the server still filters and sorts on them); extended: with both (default documented)",
+    )
+    a(
+        "--list-order",
+        choices=LIST_ORDERS,
+        metavar="ORDER",
+        help=f"ignore ?sort= and list in this order, one of {', '.join(LIST_ORDERS)} (default: honour ?sort=)",
+    )
+    a(
+        "--clock-skew",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="the server's clock runs this far ahead (< 0: behind) the real one: its Date header and the "
+        "modified_date/created_date of orders it changes (default 0)",
+    )
     a("--verbose", action="store_true", help="log every request to stderr")
     return p
 
@@ -969,17 +1085,34 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
     sb = Sandbox(
-        orders=args.orders, seed=seed, host=args.host, port=args.port, latency_ms=args.latency_ms,
-        api_token=args.api_token, username=args.username, password=args.password, max_limit=args.max_limit,
-        default_limit=args.default_limit, ignore_filters=args.ignore_filters,
-        token_ttl_requests=args.token_ttl_requests, fault_rate=args.fault_rate, fault_kinds=args.fault_kinds,
-        retry_after=args.retry_after, mutate_every_page=args.mutate_every_page,
+        orders=args.orders,
+        seed=seed,
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        api_token=args.api_token,
+        username=args.username,
+        password=args.password,
+        max_limit=args.max_limit,
+        default_limit=args.default_limit,
+        ignore_filters=args.ignore_filters,
+        token_ttl_requests=args.token_ttl_requests,
+        fault_rate=args.fault_rate,
+        fault_kinds=args.fault_kinds,
+        retry_after=args.retry_after,
+        mutate_every_page=args.mutate_every_page,
         missing_details=[int(i) for i in args.missing_details.split(",") if i.strip()],
         broken_details=[int(i) for i in args.broken_details.split(",") if i.strip()],
-        keepalive_requests=args.keepalive_requests, keepalive_timeout=args.keepalive_timeout, gzip=args.gzip,
-        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None, redirect_to=args.redirect_to,
-        now=parse_iso(args.now) if args.now else None, shape=args.shape, list_order=args.list_order,
-        clock_skew=args.clock_skew, verbose=args.verbose,
+        keepalive_requests=args.keepalive_requests,
+        keepalive_timeout=args.keepalive_timeout,
+        gzip=args.gzip,
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
+        redirect_to=args.redirect_to,
+        now=parse_iso(args.now) if args.now else None,
+        shape=args.shape,
+        list_order=args.list_order,
+        clock_skew=args.clock_skew,
+        verbose=args.verbose,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -987,19 +1120,18 @@ def main(argv: list[str] | None = None) -> int:
     sb.start()
     if args.port_file:  # written (atomically) before the stdout line, so either signal means "ready"
         tmp = f"{args.port_file}.tmp{os.getpid()}"
-        with open(tmp, "w") as fh:
-            fh.write(sb.url + "\n")
-        os.replace(tmp, args.port_file)
-    print(json.dumps({"url": sb.url, "api_token": sb.api_token, "username": sb.username,
-                      "password": sb.password}), flush=True)
+        Path(tmp).write_text(sb.url + "\n")
+        Path(tmp).replace(args.port_file)
+    print(  # noqa: T201  (the one line on stdout a caller waits for)
+        json.dumps({"url": sb.url, "api_token": sb.api_token, "username": sb.username, "password": sb.password}),
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass
     finally:
         sb.stop()
         if args.port_file:
-            try:
-                os.unlink(args.port_file)
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                Path(args.port_file).unlink()
     return 0

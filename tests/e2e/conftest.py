@@ -19,14 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # e2e_support, whatever pytest's import mode
 
-from e2e_support import (  # noqa: E402
+from typing import TYPE_CHECKING
+
+from e2e_support import (
     MELTANO,
     PLUGIN_VENVS,
     ROOT,
@@ -37,13 +38,20 @@ from e2e_support import (  # noqa: E402
     unavailable,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 @pytest.fixture(scope="session")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     if not MELTANO.exists():
         unavailable(f"{MELTANO} missing: run `make meltano`")
-    for name in ("extractors/tap-omnitron", "loaders/target-postgres", "loaders/target-duckdb",
-                 "loaders/target-snowflake"):
+    for name in (
+        "extractors/tap-omnitron",
+        "loaders/target-postgres",
+        "loaders/target-duckdb",
+        "loaders/target-snowflake",
+    ):
         if not (PLUGIN_VENVS / name / "venv" / "bin").is_dir():
             unavailable(f"Meltano plugin {name} is not installed: run `make meltano`")
     workdir = tmp_path_factory.mktemp("meltano")
@@ -54,19 +62,18 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     for installed in PLUGIN_VENVS.iterdir():
         if installed.is_dir() and installed.name not in {"run", "logs"}:
             (sys_dir / installed.name).symlink_to(installed)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TAP_OMNITRON_", "TARGET_", "MELTANO_"))}
-    env.update({
-        "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
-        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_ENVIRONMENT": "dev",
-        "MELTANO_CLI_LOG_LEVEL": "info",
-        "NO_COLOR": "1",
-    })
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_OMNITRON_", "TARGET_", "MELTANO_"))}
+    env.update(
+        {
+            "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
+            "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_CLI_LOG_LEVEL": "info",
+            "NO_COLOR": "1",
+        }
+    )
     return Meltano(workdir=workdir, base_env=env)
-
-
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +86,7 @@ def postgres() -> Iterator[Postgres]:
     as_root = os.geteuid() == 0
     run_as: dict = {}
     if as_root:  # initdb/postgres refuse to run as root: drop to the 'postgres' user
-        import pwd  # noqa: PLC0415
+        import pwd
 
         try:
             pw = pwd.getpwnam("postgres")
@@ -95,21 +102,59 @@ def postgres() -> Iterator[Postgres]:
     log = base / "postgres.log"
     proc: subprocess.Popen | None = None
     try:
-        subprocess.run(  # noqa: S603
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-             "--locale=C", "--no-sync"],
-            check=True, capture_output=True, text=True, timeout=120, cwd=base, **run_as,
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=base,
+            **run_as,
         )
         port = _free_port()
         with log.open("wb") as fh:
             if as_root:
                 os.chown(log, run_as["user"], run_as["group"])
-            proc = subprocess.Popen(  # noqa: S603
-                [str(bindir / "postgres"), "-D", str(data), "-k", str(sock), "-p", str(port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off", "-c", "max_connections=50", "-c", "shared_buffers=64MB"],
-                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=base,
-                start_new_session=True, **run_as,
+            proc = subprocess.Popen(
+                [
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-k",
+                    str(sock),
+                    "-p",
+                    str(port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=50",
+                    "-c",
+                    "shared_buffers=64MB",
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=base,
+                start_new_session=True,
+                **run_as,
             )
         pg = Postgres(host="127.0.0.1", port=port, user="postgres", psql=psql)
         deadline = time.monotonic() + 60
@@ -135,15 +180,17 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-
-
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`tap-omnitron --discover` (no network needed)."""
     cfg = tmp_path_factory.mktemp("discover") / "config.json"
     cfg.write_text(json.dumps({"base_url": "http://127.0.0.1:9", "api_token": "unused"}))
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [sys.executable, "-m", "tap_omnitron", "--config", str(cfg), "--discover"],
-        capture_output=True, text=True, timeout=120, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
     )
     return json.loads(proc.stdout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
 import os
@@ -44,15 +43,23 @@ class Meltano:
     base_env: dict[str, str]
     runs: list[tuple[str, float]] = field(default_factory=list)
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         run_env = {**self.base_env, **(env or {})}
         log = self.workdir / f"meltano-{len(self.runs):02d}-{'-'.join(args)[:60]}.log"
         t0 = time.monotonic()
         with log.open("w") as out:
-            proc = subprocess.run(  # noqa: S603
-                [str(MELTANO), *args], cwd=ROOT, env=run_env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=out, text=True, timeout=timeout, check=False,
+            proc = subprocess.run(
+                [str(MELTANO), *args],
+                cwd=ROOT,
+                env=run_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+                timeout=timeout,
+                check=False,
             )
         elapsed = time.monotonic() - t0
         proc.stderr = log.read_text(errors="replace")  # Meltano's log, the plugins' lines included
@@ -85,10 +92,12 @@ def _free_port() -> int:
 
 
 def _pg_bindir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
     if found:
-        return Path(found[-1]).parent
+        return found[-1].parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
 
@@ -102,10 +111,31 @@ class Postgres:
 
     def sql(self, query: str, db: str = "postgres") -> list[dict[str, str | None]]:
         """Run one statement with psql; rows as dicts of text (NULL -> None)."""
-        proc = subprocess.run(  # noqa: S603
-            [self.psql, "-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-P", "null=\\N",
-             "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", db, "-c", query],
-            capture_output=True, text=True, timeout=60, check=False,
+        proc = subprocess.run(
+            [
+                self.psql,
+                "-X",
+                "-q",
+                "--csv",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-P",
+                "null=\\N",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                db,
+                "-c",
+                query,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
             env={**os.environ, "PGCONNECT_TIMEOUT": "10", "PGCLIENTENCODING": "UTF8", "PGTZ": "UTC"},
         )
         if proc.returncode != 0:
@@ -130,9 +160,12 @@ def duckdb_query(db: Path, sql: str) -> list[list]:
         "rows = con.execute(sys.argv[2]).fetchall()\n"
         "print(json.dumps([[None if v is None else str(v) for v in r] for r in rows]))\n"
     )
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [str(DUCKDB_PY), "-c", code, str(db), sql],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if proc.returncode != 0:
         raise AssertionError(f"duckdb query failed: {sql}\n{proc.stderr}")
@@ -146,9 +179,9 @@ def python_of(venv_python: Path) -> str:
 
 
 # -- what the source holds, read through its public HTTP API ----------------------------
-def _get(url: str, token: str | None = None) -> Any:  # noqa: ANN401
+def _get(url: str, token: str | None = None) -> Any:
     req = urllib.request.Request(url, headers={"Authorization": f"Token {token}"} if token else {})
-    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (local sandbox)
+    with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read(), parse_float=Decimal)
 
 
@@ -169,8 +202,9 @@ class Source:
             orders.update({o["id"]: o for o in page["results"]})
             url = page["next"]
         items = {it["id"]: it for o in orders.values() for it in o["orderitem_set"]}
-        details = {oid: _get(f"{base_url}/api/i1/orders_integration/{oid}/detailed_integration/", token)
-                   for oid in orders}
+        details = {
+            oid: _get(f"{base_url}/api/i1/orders_integration/{oid}/detailed_integration/", token) for oid in orders
+        }
         ids = {o["id"] for o in _get(f"{base_url}/_sandbox/orders")}
         assert ids == set(orders), "list endpoint and /_sandbox/orders disagree"
         return cls(orders=orders, items=items, details=details)
@@ -184,7 +218,7 @@ def detail_requests(stats: dict) -> int:
     return sum(n for path, n in stats.get("by_path", {}).items() if "detailed_integration" in path)
 
 
-def as_decimal(value: Any) -> Decimal | None:  # noqa: ANN401
+def as_decimal(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 

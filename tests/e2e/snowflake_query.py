@@ -7,6 +7,7 @@ TARGET_SNOWFLAKE_* variables the loader reads. usage: snowflake_query.py SQL [SQ
 import json
 import os
 import sys
+from pathlib import Path
 
 import snowflake.connector
 
@@ -25,7 +26,7 @@ else:
     from cryptography.hazmat.primitives import serialization
 
     passphrase = env.get("TARGET_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
-    with open(env["TARGET_SNOWFLAKE_PRIVATE_KEY_PATH"], "rb") as fh:
+    with Path(env["TARGET_SNOWFLAKE_PRIVATE_KEY_PATH"]).open("rb") as fh:
         key = serialization.load_pem_private_key(fh.read(), passphrase.encode() if passphrase else None)
     params["private_key"] = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import sqlalchemy as sa
 from snowflake.sqlalchemy.snowdialect import SnowflakeDialect
@@ -24,13 +25,18 @@ from target_snowflake.connector import SnowflakeConnector
 
 
 def main(catalog_path: str) -> None:
-    with open(catalog_path, encoding="utf-8") as fh:
+    with Path(catalog_path).open(encoding="utf-8") as fh:
         catalog = json.load(fh)
     dialect = SnowflakeDialect()
-    connector = SnowflakeConnector(config={
-        "account": "offline", "user": "offline", "password": "offline", "database": "OMNITRON",
-        "default_target_schema": "TAP_OMNITRON",
-    })
+    connector = SnowflakeConnector(
+        config={
+            "account": "offline",
+            "user": "offline",
+            "password": "offline",
+            "database": "OMNITRON",
+            "default_target_schema": "TAP_OMNITRON",
+        }
+    )
     # `formatter` normally comes from a live engine; the dialect's preparer is the same object.
     connector.__dict__["formatter"] = dialect.identifier_preparer
 
@@ -49,14 +55,17 @@ def main(catalog_path: str) -> None:
                 "precision": getattr(sql_type, "precision", None),
                 "scale": getattr(sql_type, "scale", None),
             }
-            sa_columns.append(sa.Column(
-                connector.format_identifier(name), sql_type, primary_key=name in keys,
-            ))
+            sa_columns.append(
+                sa.Column(
+                    connector.format_identifier(name),
+                    sql_type,
+                    primary_key=name in keys,
+                )
+            )
         table = sa.Table(stream.upper(), sa.MetaData(), *sa_columns, schema="TAP_OMNITRON")
         full_name = f"OMNITRON.TAP_OMNITRON.{stream.upper()}"
-        merge, _ = connector._get_merge_from_stage_statement(  # noqa: SLF001
-            full_name, schema, "sync-1", "FF_1", keys)
-        copy, _ = connector._get_copy_statement(full_name, schema, "sync-1", "FF_1")  # noqa: SLF001
+        merge, _ = connector._get_merge_from_stage_statement(full_name, schema, "sync-1", "FF_1", keys)
+        copy, _ = connector._get_copy_statement(full_name, schema, "sync-1", "FF_1")
         out[stream] = {
             "columns": columns,
             "create_table": str(CreateTable(table).compile(dialect=dialect)),

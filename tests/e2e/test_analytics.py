@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
 from e2e_support import (
     DUCKDB_PY,
     PLUGIN_VENVS,
@@ -35,6 +35,9 @@ from e2e_support import (
 )
 from test_pipelines import PostgresWarehouse, Warehouse, new_warehouse
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 ORDERS = 80
 MARTS = "analytics"  # the utilities' `schema` setting; staging models go to analytics_staging
@@ -71,7 +74,7 @@ def _execute(wh: Warehouse, sql: str) -> None:
         wh.pg.sql(sql, db=wh.db)
         return
     code = "import duckdb, sys\nduckdb.connect(sys.argv[1]).execute(sys.argv[2])\n"
-    subprocess.run([str(DUCKDB_PY), "-c", code, str(wh.path), sql], check=True, timeout=60)  # noqa: S603
+    subprocess.run([str(DUCKDB_PY), "-c", code, str(wh.path), sql], check=True, timeout=60)
 
 
 def dec(value: str | None) -> Decimal | None:
@@ -98,19 +101,32 @@ class Analytics:
 
 
 @pytest.fixture(scope="module", params=["postgres", "duckdb"])
-def analytics(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory: pytest.TempPathFactory,
-              ) -> Iterator[Analytics]:
-    from omnitron_sandbox import Sandbox  # noqa: PLC0415
+def analytics(
+    request: pytest.FixtureRequest,
+    meltano: Meltano,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Analytics]:
+    from omnitron_sandbox import Sandbox
 
     _utility_installed(UTILITY[request.param])
     wh = new_warehouse(request, tmp_path_factory, "analytics")
     dbt_dir = tmp_path_factory.mktemp(f"dbt-{wh.name}")  # dbt's target/ and logs/, not transform/'s
     seed = {"postgres": 303, "duckdb": 404}[request.param]
     with Sandbox(orders=ORDERS, seed=seed, latency_ms=0) as sb:
-        env = {"TAP_OMNITRON_BASE_URL": sb.url, "TAP_OMNITRON_API_TOKEN": sb.api_token, **wh.env(),
-               "DBT_TARGET_PATH": str(dbt_dir / "target"), "DBT_LOG_PATH": str(dbt_dir / "logs")}
-        a = Analytics(wh=wh, utility=UTILITY[wh.name], meltano=meltano.isolated(f"analytics-{wh.name}"),
-                      env=env, source=Source(orders={}, items={}, details={}))
+        env = {
+            "TAP_OMNITRON_BASE_URL": sb.url,
+            "TAP_OMNITRON_API_TOKEN": sb.api_token,
+            **wh.env(),
+            "DBT_TARGET_PATH": str(dbt_dir / "target"),
+            "DBT_LOG_PATH": str(dbt_dir / "logs"),
+        }
+        a = Analytics(
+            wh=wh,
+            utility=UTILITY[wh.name],
+            meltano=meltano.isolated(f"analytics-{wh.name}"),
+            env=env,
+            source=Source(orders={}, items={}, details={}),
+        )
         a.meltano.run("tap-omnitron", wh.loader, f"{a.utility}:build", env=env)
         a.first = a.orders_mart()
         a.modified = sb.modify(count=5)
@@ -123,14 +139,17 @@ def analytics(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory
 
 # -- the order mart -------------------------------------------------------------------------
 def test_every_model_was_built(analytics: Analytics) -> None:
-    built = {t for (t,) in analytics.wh.rows(
-        "SELECT table_name FROM information_schema.tables "
-        f"WHERE table_schema IN ('{MARTS}', '{STAGING}')")}
+    built = {
+        t
+        for (t,) in analytics.wh.rows(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema IN ('{MARTS}', '{STAGING}')"
+        )
+    }
     assert set(MODELS) <= built, set(MODELS) - built
 
 
 def test_orders_mart_equals_source(analytics: Analytics) -> None:
-    from omnitron_sandbox.data import STATUSES  # noqa: PLC0415
+    from omnitron_sandbox.data import STATUSES
 
     src, mart = analytics.source, analytics.second
     assert set(mart) == set(src.orders)
@@ -151,12 +170,20 @@ def test_orders_mart_equals_source(analytics: Analytics) -> None:
         assert row["placed_on"] == as_utc(o["date_placed"]).date().isoformat()
         # nested JSON flattened (non-ASCII text intact)
         assert (row["customer_email"], row["customer_first_name"], row["customer_last_name"]) == (
-            o["customer"]["email"], o["customer"]["first_name"], o["customer"]["last_name"])
+            o["customer"]["email"],
+            o["customer"]["first_name"],
+            o["customer"]["last_name"],
+        )
         ship, bill = o["shipping_address"], o["billing_address"]
         assert (row["shipping_city"], row["shipping_country"], row["shipping_country_code"]) == (
-            ship["city"]["name"], ship["country"]["name"], ship["country"]["code"].upper())
+            ship["city"]["name"],
+            ship["country"]["name"],
+            ship["country"]["code"].upper(),
+        )
         assert (row["billing_city"], row["billing_country_code"]) == (
-            bill["city"]["name"], bill["country"]["code"].upper())
+            bill["city"]["name"],
+            bill["country"]["code"].upper(),
+        )
         assert row["channel_name"] == o["channel"]["name"]
         assert row["payment_option_slug"] == o["payment_option_slug"]
         assert row["payment_option_name"] == detail["payment_option"]["name"]
@@ -184,7 +211,8 @@ def test_total_revenue(analytics: Analytics) -> None:
     rows = analytics.wh.rows(
         "SELECT currency, CAST(sum(order_count) AS VARCHAR) AS n, CAST(sum(item_count) AS VARCHAR) AS i, "
         "CAST(sum(order_amount) AS VARCHAR) AS a, CAST(sum(net_amount) AS VARCHAR) AS net "
-        f"FROM {MARTS}.omnitron__daily_revenue GROUP BY currency")
+        f"FROM {MARTS}.omnitron__daily_revenue GROUP BY currency"
+    )
     want: dict[str, list] = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
     for o in src.orders.values():
         w = want[o["currency"].upper()]
@@ -205,10 +233,19 @@ def test_daily_revenue_by_status_and_currency(analytics: Analytics) -> None:
         w[0] += 1
         w[1] += Decimal(o["amount"]) + Decimal(o["discount_amount"])
         w[2] += Decimal(o["discount_amount"])
-    rows = select(analytics.wh, f"{MARTS}.omnitron__daily_revenue",
-                  ("placed_on", "status_code", "currency", "order_count", "gross_amount", "discount_amount"))
-    got = {(r["placed_on"], r["status_code"], r["currency"]):
-           [int(r["order_count"]), dec(r["gross_amount"]), dec(r["discount_amount"])] for r in rows}
+    rows = select(
+        analytics.wh,
+        f"{MARTS}.omnitron__daily_revenue",
+        ("placed_on", "status_code", "currency", "order_count", "gross_amount", "discount_amount"),
+    )
+    got = {
+        (r["placed_on"], r["status_code"], r["currency"]): [
+            int(r["order_count"]),
+            dec(r["gross_amount"]),
+            dec(r["discount_amount"]),
+        ]
+        for r in rows
+    }
     assert len(rows) == len(got)  # one row per day, status and currency
     assert got == dict(want)
 
@@ -216,9 +253,20 @@ def test_daily_revenue_by_status_and_currency(analytics: Analytics) -> None:
 # -- items and the detail relations -------------------------------------------------------------
 def test_order_items_mart(analytics: Analytics) -> None:
     src = analytics.source
-    rows = select(analytics.wh, f"{MARTS}.omnitron__order_items",
-                  ("order_item_id", "order_id", "price", "status_code", "order_status_code", "placed_on",
-                   "customer_email", "channel_name"))
+    rows = select(
+        analytics.wh,
+        f"{MARTS}.omnitron__order_items",
+        (
+            "order_item_id",
+            "order_id",
+            "price",
+            "status_code",
+            "order_status_code",
+            "placed_on",
+            "customer_email",
+            "channel_name",
+        ),
+    )
     assert Counter(int(r["order_item_id"]) for r in rows) == Counter(list(src.items))  # each item once
     for r in rows:
         item, order = src.items[int(r["order_item_id"])], src.orders[int(r["order_id"])]
@@ -232,16 +280,28 @@ def test_order_items_mart(analytics: Analytics) -> None:
 
 def test_payment_transactions_shipping_infos_cancellation_plans(analytics: Analytics) -> None:
     wh, details = analytics.wh, analytics.source.details.values()
-    want = {t["pk"]: (d["pk"], Decimal(t["amount"]), t["transaction_type"], t["pos"]["name"])
-            for d in details for t in d["transaction_set"]}
-    rows = select(wh, f"{STAGING}.stg_omnitron__payment_transactions",
-                  ("transaction_id", "order_id", "amount", "transaction_type", "pos_name"))
-    got = {int(r["transaction_id"]): (int(r["order_id"]), dec(r["amount"]), r["transaction_type"], r["pos_name"])
-           for r in rows}
+    want = {
+        t["pk"]: (d["pk"], Decimal(t["amount"]), t["transaction_type"], t["pos"]["name"])
+        for d in details
+        for t in d["transaction_set"]
+    }
+    rows = select(
+        wh,
+        f"{STAGING}.stg_omnitron__payment_transactions",
+        ("transaction_id", "order_id", "amount", "transaction_type", "pos_name"),
+    )
+    got = {
+        int(r["transaction_id"]): (int(r["order_id"]), dec(r["amount"]), r["transaction_type"], r["pos_name"])
+        for r in rows
+    }
     assert len(rows) == len(got) and got == want and want
-    columns = {c for (c,) in wh.rows(
-        "SELECT column_name FROM information_schema.columns "
-        f"WHERE table_schema = '{STAGING}' AND table_name = 'stg_omnitron__payment_transactions'")}
+    columns = {
+        c
+        for (c,) in wh.rows(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = '{STAGING}' AND table_name = 'stg_omnitron__payment_transactions'"
+        )
+    }
     assert not {"raw_request", "raw_response"} & columns
 
     want = {s["pk"]: (d["pk"], s["shipping_company"]) for d in details for s in d["ordershippinginfo_set"]}
@@ -256,15 +316,23 @@ def test_payment_transactions_shipping_infos_cancellation_plans(analytics: Analy
 def test_cancellation_plans_from_a_loaded_plan(analytics: Analytics) -> None:
     """The sandbox serves no plans, so one is written into a loaded row (the staging models are views)."""
     wh, oid = analytics.wh, max(analytics.second)
-    plan = {"pk": 9001, "amount": "98765.43210987", "created_date": "2025-01-02T03:04:05.123456Z",
-            "modified_date": "2025-01-03T00:00:00+03:00", "not_declared": "kept out"}
+    plan = {
+        "pk": 9001,
+        "amount": "98765.43210987",
+        "created_date": "2025-01-02T03:04:05.123456Z",
+        "modified_date": "2025-01-03T00:00:00+03:00",
+        "not_declared": "kept out",
+    }
     doc = json.dumps(plan).replace("'", "''")
     value = f"ARRAY['{doc}'::jsonb]" if isinstance(wh, PostgresWarehouse) else f"'[{doc}]'"
     table = "tap_omnitron.order_details"
     _execute(wh, f"UPDATE {table} SET cancellationplan_set = {value} WHERE pk = {oid}")
     try:
-        rows = select(wh, f"{STAGING}.stg_omnitron__cancellation_plans",
-                      ("cancellation_plan_id", "order_id", "amount", "created_at", "modified_at"))
+        rows = select(
+            wh,
+            f"{STAGING}.stg_omnitron__cancellation_plans",
+            ("cancellation_plan_id", "order_id", "amount", "created_at", "modified_at"),
+        )
         tested = analytics.dbt("test", "--select", "stg_omnitron__cancellation_plans", check=False)
     finally:
         empty = "ARRAY[]::jsonb[]" if isinstance(wh, PostgresWarehouse) else "'[]'"
@@ -283,8 +351,9 @@ def test_no_secrets_in_any_model(analytics: Analytics) -> None:
     for model in MODELS:
         schema = MARTS if model.startswith("omnitron__") else STAGING
         text = wh.row_as_text("t")
-        hits = wh.scalar(f"SELECT count(*) FROM {schema}.{model} t "
-                         f"WHERE {text} LIKE '%REDACTED%' OR {text} LIKE '%{SECRET_MARK}%'")
+        hits = wh.scalar(
+            f"SELECT count(*) FROM {schema}.{model} t WHERE {text} LIKE '%REDACTED%' OR {text} LIKE '%{SECRET_MARK}%'"
+        )
         assert int(hits) == 0, model
 
 
@@ -311,9 +380,12 @@ def test_dbt_tests_fail_when_a_mart_is_wrong(analytics: Analytics) -> None:
 # -- the demo's report, read from the marts ---------------------------------------------------------
 @pytest.mark.parametrize("analytics", ["duckdb"], indirect=True)
 def test_demo_report_reads_the_marts(analytics: Analytics) -> None:
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [python_of(DUCKDB_PY), str(ROOT / "scripts" / "demo_report.py"), "--db", str(analytics.wh.path)],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     out, src = proc.stdout, analytics.source
     totals: dict[str, Decimal] = defaultdict(Decimal)

@@ -18,7 +18,7 @@ def loaded(warehouse: PostgresWarehouse) -> dict[str, dict[int, dict]]:
 
 
 def test_a_batch_run_loads_the_tables_a_record_run_loads(meltano: Meltano, postgres: Postgres, tmp_path) -> None:
-    from omnitron_sandbox import Sandbox  # noqa: PLC0415
+    from omnitron_sandbox import Sandbox
 
     batches = tmp_path / "batches"
     batches.mkdir()

@@ -10,9 +10,12 @@ import re
 import shutil
 import subprocess
 from decimal import Decimal
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from e2e_support import ROOT, Meltano, duckdb_query, unavailable
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ORDERS = 60
 NOW = "2026-01-01T00:00:00+00:00"
@@ -24,14 +27,27 @@ def make_demo(out: Path, meltano: Meltano) -> str:
     if make is None:
         unavailable("make is not installed")
     args = [
-        make, "-s", "--no-print-directory",
+        make,
+        "-s",
+        "--no-print-directory",
         # never (re)install from inside a test: `make test` already did
-        "-o", ".venv/.installed", "-o", ".meltano/.plugins-installed",
-        "demo", f"DEMO_OUT={out}", f"DEMO_ORDERS={ORDERS}",
+        "-o",
+        ".venv/.installed",
+        "-o",
+        ".meltano/.plugins-installed",
+        "demo",
+        f"DEMO_OUT={out}",
+        f"DEMO_ORDERS={ORDERS}",
         f"DEMO_SANDBOX_ARGS=--seed {SEED} --now {NOW}",
     ]
-    proc = subprocess.run(  # noqa: S603
-        args, cwd=ROOT, env=meltano.base_env, capture_output=True, text=True, timeout=600, check=False,
+    proc = subprocess.run(
+        args,
+        cwd=ROOT,
+        env=meltano.base_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         stdin=subprocess.DEVNULL,
     )
     print(proc.stdout)
@@ -41,8 +57,8 @@ def make_demo(out: Path, meltano: Meltano) -> str:
 
 def test_make_demo_runs_twice_incrementally(meltano: Meltano, tmp_path: Path) -> None:
     meltano = meltano.isolated("state-demo")
-    from omnitron_sandbox import Sandbox  # noqa: PLC0415
-    from omnitron_sandbox.data import parse_iso  # noqa: PLC0415
+    from omnitron_sandbox import Sandbox
+    from omnitron_sandbox.data import parse_iso
 
     sb = Sandbox(orders=ORDERS, seed=int(SEED), now=parse_iso(NOW))  # not started: data only
     truth = sb.ground_truth()
@@ -51,11 +67,11 @@ def test_make_demo_runs_twice_incrementally(meltano: Meltano, tmp_path: Path) ->
     first = make_demo(tmp_path, meltano)
     assert f"loaded into {tmp_path}/omnitron.duckdb: {ORDERS} orders" in first
     assert f"orders written by this run: {ORDERS}" in first
-    assert re.search(rf"^total TRY: {ORDERS} orders, {total:,.2f}$", first, re.M), first
+    assert re.search(rf"^total TRY: {ORDERS} orders, {total:,.2f}$", first, re.MULTILINE), first
     assert "orders per status" in first and "items per order" in first
     statuses = {o["status"] for o in truth}
     for status in statuses:
-        assert re.search(rf"^{status}\s", first, re.M), f"status {status} missing"
+        assert re.search(rf"^{status}\s", first, re.MULTILINE), f"status {status} missing"
 
     second = make_demo(tmp_path, meltano)
     assert "second run: sandbox changed 5 orders and created 2" in second

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
 from e2e_support import (
     DUCKDB_PY,
     SECRET_MARK,
@@ -35,6 +35,9 @@ from e2e_support import (
     sandbox_stats,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 SCHEMA = "tap_omnitron"
 ORDERS = 150  # two list pages at the default page_size (100)
@@ -65,9 +68,13 @@ class Warehouse:
         raise NotImplementedError
 
     def column_types(self, table: str) -> dict[str, str]:
-        return {c: (t or "").lower() for c, t in self.rows(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            f"WHERE table_schema = '{SCHEMA}' AND table_name = '{table}'")}
+        return {
+            c: (t or "").lower()
+            for c, t in self.rows(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                f"WHERE table_schema = '{SCHEMA}' AND table_name = '{table}'"
+            )
+        }
 
     def dump(self, table: str) -> dict[int, dict]:
         """Every row of a table as JSON (numbers as Decimal), keyed by primary key."""
@@ -79,9 +86,11 @@ class Warehouse:
         return out
 
     def secret_rows(self, table: str) -> int:
-        return int(self.scalar(
-            f'SELECT count(*) FROM {SCHEMA}."{table}" t '
-            f"WHERE {self.row_as_text('t')} LIKE '%{SECRET_MARK}%'"))
+        return int(
+            self.scalar(
+                f"SELECT count(*) FROM {SCHEMA}.\"{table}\" t WHERE {self.row_as_text('t')} LIKE '%{SECRET_MARK}%'"
+            )
+        )
 
     def duplicate_keys(self, table: str) -> int:
         key = STREAMS[table]
@@ -94,8 +103,8 @@ class PostgresWarehouse(Warehouse):
     db: str
     name = "postgres"
     loader = "target-postgres"
-    money_types = {"numeric"}  # noqa: RUF012
-    timestamp_types = {"timestamp without time zone", "timestamp with time zone"}  # noqa: RUF012
+    money_types = {"numeric"}  # noqa: RUF012  (a constant of the class)
+    timestamp_types = {"timestamp without time zone", "timestamp with time zone"}  # noqa: RUF012  (a constant of the class)
 
     def env(self) -> dict[str, str]:
         return {
@@ -123,8 +132,8 @@ class DuckDBWarehouse(Warehouse):
     loader = "target-duckdb"
     # target-duckdb maps every JSON-schema string to VARCHAR, x-singer.decimal included:
     # money stays exact decimal text and is CAST to DECIMAL in queries (see docs/pipelines.md).
-    money_types = {"varchar"}  # noqa: RUF012
-    timestamp_types = {"timestamp", "timestamp with time zone"}  # noqa: RUF012
+    money_types = {"varchar"}  # noqa: RUF012  (a constant of the class)
+    timestamp_types = {"timestamp", "timestamp with time zone"}  # noqa: RUF012  (a constant of the class)
 
     def env(self) -> dict[str, str]:
         return {"TARGET_DUCKDB_FILEPATH": str(self.path)}
@@ -162,7 +171,8 @@ class Pipeline:
         sb = self.sandbox
         before = detail_requests(sandbox_stats(sb.url))
         seconds = self.meltano.run(
-            "tap-omnitron", self.wh.loader,
+            "tap-omnitron",
+            self.wh.loader,
             env={"TAP_OMNITRON_BASE_URL": sb.url, "TAP_OMNITRON_API_TOKEN": sb.api_token, **self.wh.env()},
         )
         fetched = detail_requests(sandbox_stats(sb.url)) - before
@@ -184,9 +194,12 @@ def new_warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="module", params=["postgres", "duckdb"])
-def pipeline(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory: pytest.TempPathFactory,
-             ) -> Iterator[Pipeline]:
-    from omnitron_sandbox import Sandbox  # noqa: PLC0415
+def pipeline(
+    request: pytest.FixtureRequest,
+    meltano: Meltano,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Pipeline]:
+    from omnitron_sandbox import Sandbox
 
     wh = new_warehouse(request, tmp_path_factory, "omnitron")
     seed = {"postgres": 101, "duckdb": 202}[request.param]
@@ -196,8 +209,10 @@ def pipeline(request: pytest.FixtureRequest, meltano: Meltano, tmp_path_factory:
         p.modified = sb.modify(count=5)
         p.created = sb.create(2)
         p.second = p.run()
-        print(f"{wh.name}: first run {p.first.seconds:.1f}s, second run {p.second.seconds:.1f}s "
-              f"({p.second.details_fetched} details fetched)")
+        print(
+            f"{wh.name}: first run {p.first.seconds:.1f}s, second run {p.second.seconds:.1f}s "
+            f"({p.second.details_fetched} details fetched)"
+        )
         yield p
 
 
@@ -266,8 +281,9 @@ def test_nested_and_non_ascii_text(pipeline: Pipeline) -> None:
         assert row["customer"] == want["customer"]
         assert row["shipping_address"] == want["shipping_address"]
         assert [it["id"] for it in row["orderitem_set"]] == [it["id"] for it in want["orderitem_set"]]
-        assert [as_decimal(it["price"]) for it in row["orderitem_set"]] == \
-            [as_decimal(it["price"]) for it in want["orderitem_set"]]
+        assert [as_decimal(it["price"]) for it in row["orderitem_set"]] == [
+            as_decimal(it["price"]) for it in want["orderitem_set"]
+        ]
         non_ascii += any(ord(ch) > 127 for ch in json.dumps(want["customer"], ensure_ascii=False))
     assert non_ascii > 0, "sandbox data had no non-ASCII text to check"
     for oid, want in run.source.details.items():
@@ -279,7 +295,8 @@ def test_nested_and_non_ascii_text(pipeline: Pipeline) -> None:
 def test_every_item_joins_its_order(pipeline: Pipeline) -> None:
     orphans = pipeline.wh.scalar(
         f'SELECT count(*) FROM {SCHEMA}.order_items i LEFT JOIN {SCHEMA}.orders o ON o.id = i."order" '
-        "WHERE o.id IS NULL")
+        "WHERE o.id IS NULL"
+    )
     assert int(orphans) == 0
     for item in pipeline.first.tables["order_items"].values():
         assert int(item["order"]) in pipeline.first.tables["orders"]
@@ -287,8 +304,9 @@ def test_every_item_joins_its_order(pipeline: Pipeline) -> None:
 
 def test_no_secrets_loaded(pipeline: Pipeline) -> None:
     src = pipeline.first.source
-    assert any(SECRET_MARK in json.dumps(d, default=str) for d in src.details.values()), \
+    assert any(SECRET_MARK in json.dumps(d, default=str) for d in src.details.values()), (
         "the sandbox serves no secrets: this test would prove nothing"
+    )
     for stream in STREAMS:
         for run in (pipeline.first, pipeline.second):
             assert SECRET_MARK not in json.dumps(run.tables[stream], default=str), stream
@@ -307,13 +325,18 @@ def test_incremental_run_updates_changed_orders(pipeline: Pipeline, catalog: dic
         assert (old["status"], old["tracking_number"]) != (new["status"], new["tracking_number"])
         assert as_decimal(new["amount"]) == as_decimal(want["amount"])
         assert as_utc(new.get("modified_date")) == as_utc(want.get("modified_date"))  # None: documented
-    item_ids = {it["id"] for oid in changed | set(pipeline.created)
-                for it in second.source.orders[oid]["orderitem_set"]}
-    _assert_same_values(second, catalog, ids={
-        "orders": changed | set(pipeline.created),
-        "order_details": changed | set(pipeline.created),
-        "order_items": item_ids,
-    })
+    item_ids = {
+        it["id"] for oid in changed | set(pipeline.created) for it in second.source.orders[oid]["orderitem_set"]
+    }
+    _assert_same_values(
+        second,
+        catalog,
+        ids={
+            "orders": changed | set(pipeline.created),
+            "order_details": changed | set(pipeline.created),
+            "order_items": item_ids,
+        },
+    )
     # Orders nobody touched are as they were.
     for oid in set(first.source.orders) - changed:
         assert as_decimal(second.tables["orders"][oid]["amount"]) == as_decimal(first.tables["orders"][oid]["amount"])

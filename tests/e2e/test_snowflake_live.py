@@ -16,8 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from e2e_support import SNOWFLAKE_PY, Meltano, Source, python_of
 
+from e2e_support import SNOWFLAKE_PY, Meltano, Source, python_of
 from omnitron_sandbox import Sandbox
 
 NEEDED = ("ACCOUNT", "USER", "DATABASE", "WAREHOUSE")
@@ -41,9 +41,12 @@ def snowflake_schema() -> str:
 
 
 def query(*statements: str) -> list[list[list[str | None]]]:
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [python_of(SNOWFLAKE_PY), str(Path(__file__).with_name("snowflake_query.py")), *statements],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, f"Snowflake query failed: {proc.stderr[-2000:]}"
     return [json.loads(line) for line in proc.stdout.splitlines()]

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from e2e_support import ROOT, SNOWFLAKE_PY, STREAMS, columns_with_format, declared_decimals, python_of
 
 
@@ -21,9 +22,13 @@ from e2e_support import ROOT, SNOWFLAKE_PY, STREAMS, columns_with_format, declar
 def mapped(catalog: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     path = tmp_path_factory.mktemp("snowflake") / "catalog.json"
     path.write_text(json.dumps(catalog))
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [python_of(SNOWFLAKE_PY), str(Path(__file__).with_name("snowflake_types.py")), str(path)],
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, f"target-snowflake could not map the schemas:\n{proc.stderr}"
     return json.loads(proc.stdout)
@@ -56,13 +61,18 @@ def test_money_is_number_with_declared_scale(mapped: dict, catalog: dict) -> Non
         for col in columns_with_format(catalog, stream, "x-singer.decimal"):
             got = mapped[stream]["columns"][col]
             want_p, want_s = declared.get((stream, col), (None, None))
-            ok = (got["class"] in {"NUMBER", "DECIMAL", "NUMERIC"}
-                  and got["scale"] is not None and got["scale"] > 0
-                  and (want_s is None or (got["precision"], got["scale"]) == (want_p, want_s)))
+            ok = (
+                got["class"] in {"NUMBER", "DECIMAL", "NUMERIC"}
+                and got["scale"] is not None
+                and got["scale"] > 0
+                and (want_s is None or (got["precision"], got["scale"]) == (want_p, want_s))
+            )
             if not ok:
-                problems.append(f"{stream}.{col}: {got['sql']} (schemas/{stream}.json declares "
-                                f"precision={want_p}, scale={want_s}; the catalog says "
-                                f"{json.dumps(_props(catalog, stream)[col])})")
+                problems.append(
+                    f"{stream}.{col}: {got['sql']} (schemas/{stream}.json declares "
+                    f"precision={want_p}, scale={want_s}; the catalog says "
+                    f"{json.dumps(_props(catalog, stream)[col])})"
+                )
     assert not problems, "money would lose its decimals in Snowflake:\n" + "\n".join(problems)
     # The MERGE casts staged JSON to the same type: no bare DECIMAL/NUMBER there either.
     merge = mapped["orders"]["merge"]

@@ -168,20 +168,24 @@ def test_max_concurrency_is_the_number_of_detail_requests_in_flight(sandbox_fact
 
 
 def test_a_429_pauses_every_request_not_only_the_one_told(sandbox_factory) -> None:
-    sandbox = sandbox_factory(orders=40, retry_after=2, log_requests=True)
+    """The sync still has work for a second or more when the 429 comes (60 orders, 50 ms
+    each): a tap that paused only the request told would send it during the pause."""
+    latency = 0.05
+    sandbox = sandbox_factory(orders=60, retry_after=2, log_requests=True, latency_ms=latency * 1000)
     told = DETAIL.format(sandbox.ground_truth()[11]["id"])
     sandbox.fault_plan = {told: ["429"]}
     run = run_tap(config_for(sandbox, max_concurrency=8, page_size=20), env=NO_PROXY_ENV)
     assert run.returncode == 0, run.stderr
     api = [(at, path.split("?")[0], status) for at, _, path, status in sandbox.request_log]
     throttled_at = next(at for at, path, status in api if path == told and status == 429)
-    # Requests already on the wire when the 429 was sent may still arrive; then nothing
-    # until the pause is over, and the order that was told is asked again after it.
-    quiet = [p for at, p, _ in api if throttled_at + 0.5 < at < throttled_at + 1.95]
+    # Requests already on the wire when the 429 was sent are answered within one latency;
+    # then nothing until the pause is over, and the order that was told is asked again after it.
+    quiet = [p for at, p, _ in api if throttled_at + latency + 0.05 < at < throttled_at + 1.95]
     assert quiet == []
+    assert api[-1][0] > throttled_at + 2 + latency, "work was left for after the pause"
     again = next(at for at, path, status in api if path == told and status == 200)
     assert again >= throttled_at + 2
-    assert len(run.by_key("order_details", "pk")) == 40
+    assert len(run.by_key("order_details", "pk")) == 60
 
 
 def test_several_429s_in_flight_share_one_pause(sandbox_factory) -> None:

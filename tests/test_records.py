@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,11 +14,17 @@ from tap_omnitron import dates
 from tap_omnitron.api import decode_json
 from tap_omnitron.records import (
     REDACTED,
+    SECRET_CONTAINERS,
+    SECRET_KEY,
+    SECRET_TEXTS,
     decimal_plan,
     normalise_decimals,
     redact_secrets,
     to_decimal_text,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SECRET = "SANDBOX-SECRET-xyz"
 MONEY = {"type": ["string", "null"], "format": "x-singer.decimal", "precision": 28, "scale": 8}
@@ -122,12 +130,34 @@ def documents(draw: st.DrawFn) -> dict:
     return tree
 
 
+def plain_leaves(node: object, path: tuple = ()) -> Iterator[tuple[tuple, object]]:
+    """(path, value) of every leaf that no secret-looking key leads to."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key not in SECRET_CONTAINERS and key not in SECRET_TEXTS and not SECRET_KEY.search(key):
+                yield from plain_leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from plain_leaves(value, (*path, i))
+    else:
+        yield path, node
+
+
+def at(node: object, path: tuple) -> object:
+    for step in path:
+        node = node[step]  # type: ignore[index]
+    return node
+
+
 @settings(max_examples=200, deadline=None)
 @given(documents())
-def test_no_secret_survives_any_shape(document: dict) -> None:
+def test_no_secret_survives_any_shape_and_nothing_else_changes(document: dict) -> None:
+    plain = list(plain_leaves(copy.deepcopy(document)))
     clean = redact_secrets(document)
     assert SECRET not in json.dumps(clean, default=str)
     assert set(clean) == set(document)
+    for path, value in plain:  # what no secret-looking key leads to is left as it was
+        assert at(clean, path) == value, path
 
 
 @settings(max_examples=200, deadline=None)
@@ -139,15 +169,35 @@ def test_no_secret_survives_any_shape(document: dict) -> None:
         | st.dictionaries(st.just("interest_rate"), leaves),
     )
 )
-def test_decimal_fields_end_as_decimal_text_or_null(record: dict) -> None:
+def test_decimal_fields_end_as_the_same_number_in_text_or_null(record: dict) -> None:
+    before = copy.deepcopy(record)
     normalise_decimals(record, decimal_plan(SCHEMA))
-    values = [record.get("amount"), record.get("net_shipping_amount")]
-    if isinstance(record.get("orderitem_set"), list):
-        values += [item.get("price") for item in record["orderitem_set"]]
-    if isinstance(record.get("installment"), dict):
-        values.append(record["installment"].get("interest_rate"))
-    for value in values:
-        assert value is None or (isinstance(value, str) and Decimal(value).is_finite())
+
+    def pairs(original: dict, after: dict) -> Iterator[tuple[object, object]]:
+        for name in ("amount", "net_shipping_amount"):
+            if name in original:
+                yield original[name], after[name]
+        if isinstance(original.get("orderitem_set"), list):
+            for item, done in zip(original["orderitem_set"], after["orderitem_set"], strict=True):
+                if "price" in item:
+                    yield item["price"], done["price"]
+        if isinstance(original.get("installment"), dict) and "interest_rate" in original["installment"]:
+            yield original["installment"]["interest_rate"], after["installment"]["interest_rate"]
+
+    for original, value in pairs(before, record):
+        if isinstance(original, (int, Decimal)) and not isinstance(original, bool):
+            assert isinstance(value, str), original
+            assert Decimal(value) == original  # exact: the same number, as text
+        else:  # text, None, a boolean: numeric text is kept as sent, anything else is no number
+            assert value == (original.strip() if isinstance(original, str) and _is_number(original) else None)
+    assert record.get("x") == before.get("x"), "what the schema does not call a decimal is left alone"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return Decimal(text.strip()).is_finite()
+    except ArithmeticError:
+        return False
 
 
 def test_huge_numbers_stay_exact() -> None:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from helpers import PRIMARY_KEYS
+from conftest import config_for
+from helpers import PRIMARY_KEYS, run_tap
 from tap_omnitron.records import Preparer
 
 if TYPE_CHECKING:
@@ -323,3 +324,39 @@ def test_list_decimals_survive_exactly() -> None:
     items = prepared_records("order_items")
     assert {(item["price"], item["tax_rate"]) for item in items} == {("100.00", "18.00")}
     assert [item["order"] for item in items] == [1, 2, 2]
+
+
+# --------------------------------------------------------------------------- what the tap emits
+
+
+@pytest.fixture(scope="module")
+def emitted() -> dict[str, list[dict]]:
+    """A run of the tap against the sandbox, orders with every date field (the extended shape)."""
+    from omnitron_sandbox import Sandbox
+
+    with Sandbox(orders=40, seed=13, shape="extended") as sandbox:
+        run = run_tap(config_for(sandbox))
+    assert run.returncode == 0, run.stderr
+    return {stream: run.records(stream) for stream in STREAMS}
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_what_the_tap_emits_validates_against_its_schema(emitted, stream: str) -> None:
+    schema = load_schema(stream)
+    assert emitted[stream]
+    for record in emitted[stream]:
+        assert validation_errors(record, schema) == [], record[PRIMARY_KEYS[stream]]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_the_validation_above_rejects_a_float_in_a_decimal_or_a_bad_date(emitted, stream: str) -> None:
+    """Guards the test above: a number where decimal text belongs, or a date that is no date,
+    does not validate."""
+    schema = load_schema(stream)
+    record = copy.deepcopy(emitted[stream][0])
+    decimal = next(name for name, prop in schema["properties"].items() if prop.get("format") == DECIMAL)
+    record[decimal] = 1.5
+    assert any(decimal in error for error in validation_errors(record, schema))
+    record = copy.deepcopy(emitted[stream][0])
+    record["modified_date"] = "30/01/2017 08:28"
+    assert any("modified_date" in error for error in validation_errors(record, schema))

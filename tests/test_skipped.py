@@ -157,3 +157,14 @@ def test_an_error_that_is_the_clients_fault_still_ends_the_run_at_once() -> None
     with pytest.raises(AuthenticationError):
         next(feed.details(1))
     assert feed.skipped == {}
+
+
+def test_more_than_half_of_the_last_20_failing_ends_the_run(sandbox_factory) -> None:
+    """Two of every three details broken: never three in a row, but the server, not an order."""
+    sandbox = sandbox_factory(orders=40)
+    ids = sorted(sandbox.orders_snapshot())
+    sandbox.broken_details.update(ids[i] for i in range(30) if i % 3 != 2)
+    run = run_tap(config_for(sandbox, max_retries=0, page_size=40))
+    assert run.returncode == 1
+    assert len(run.error_lines) == 1, run.stderr
+    assert run.error_lines[0].endswith("; 11 of the last 20 order details failed")

@@ -194,6 +194,26 @@ def test_schema_messages_keep_decimal_precision_and_scale(sandbox) -> None:
             assert text.count('"precision": 28') == text.count('"scale": 8') == decimals
 
 
+def test_renamed_and_flattened_decimals_keep_precision_and_scale(sandbox) -> None:
+    """A stream map's alias and flattening's new names are not in the source schema: their
+    decimals get the widest bounds it declares, not none (a SQL target would make NUMBER(38,0))."""
+    config = config_for(
+        sandbox,
+        stream_maps={"order_details": {"__alias__": "omnitron_details"}},
+        flattening_enabled=True,
+        flattening_max_depth=2,
+    )
+    run = run_tap(config)
+    assert run.returncode == 0, run.stderr
+    [schema] = [m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == "omnitron_details"]
+    flattened = {name: prop for name, prop in schema["properties"].items() if "__" in name}
+    decimals = {name: prop for name, prop in flattened.items() if prop.get("format") == "x-singer.decimal"}
+    assert "installment__interest_rate" in decimals
+    assert all((prop.get("precision"), prop.get("scale")) == (28, 8) for prop in decimals.values()), decimals
+    record = run.records("omnitron_details")[0]
+    assert all(record.get(name) is None or isinstance(record[name], str) for name in decimals)
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -129,12 +129,14 @@ def test_start_date_limits_the_first_run(shaped_factory) -> None:
     assert set(run.by_key("orders", "id")) == {oid for modified, oid in truth if modified >= start}
 
 
-def test_state_has_no_bookmark_per_order(sandbox) -> None:
+def test_state_has_no_bookmark_per_order_and_no_version_is_activated(sandbox) -> None:
     run = run_tap(config_for(sandbox))
     state = json.dumps(run.last_state)
     assert "partitions" not in state
-    assert set(run.last_state["bookmarks"]) <= {"orders", "order_items", "order_details"}
+    assert run.last_state["bookmarks"]["order_items"] == run.last_state["bookmarks"]["order_details"] == {}
     assert run.last_state["bookmarks"]["orders"]["replication_key"] == "modified_date"
+    # A child sync covers one page: a target must never take it for the whole table.
+    assert not [m for m in run.messages if m["type"] == "ACTIVATE_VERSION"]
 
 
 def test_server_that_ignores_the_date_filter_on_orders_that_carry_it(sandbox_factory) -> None:

@@ -8,6 +8,7 @@
 #   make test-snowflake the two-run scenario against a real Snowflake account (TARGET_SNOWFLAKE_*)
 #   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
 #   make test-python PY=3.10  the fast suite on that Python (.venv-py3.10); CI runs 3.10 and 3.13
+#   make mutation mutmut on the modules that carry the data guarantees, with the fast in-process tests (slow; not in CI)
 #   make bench    scripts/bench.py
 #   make clean    remove venvs, Meltano's plugin installs and state, outputs and caches
 
@@ -37,7 +38,7 @@ DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: settings help venv meltano demo lint test test-snowflake snowflake-account test-sdk-next test-python bench clean clean-data check-python
+.PHONY: settings help venv meltano demo lint test test-snowflake snowflake-account test-sdk-next test-python bench clean clean-data check-python mutation
 
 help:
 	@sed -n '/^$$/q;p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
@@ -157,12 +158,54 @@ test-python:
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)
 
+# Mutation testing (docs/mutation.md): mutmut, pinned in the test extra, mutates the modules pyproject.toml's
+# [tool.mutmut] names and runs the fast in-process tests it names against each mutant. Every run starts afresh
+# in mutants/, then prints the score per module: killed (a timeout counts as killed) over the mutants that
+# docs/mutation.md does not list as equivalent. Below MUTATION_MIN percent, make fails (MUTATION_MIN=0: report only).
+MUTATION_MIN ?= 90
+define MUTATION_SUMMARY
+import collections, re, sys
+results, doc, floor = sys.argv[1], sys.argv[2], float(sys.argv[3])
+listed = open(doc, encoding="utf-8").read().partition("## Equivalent mutants")[2].partition("\n## ")[0]
+equivalent = set(re.findall(r"`(tap_omnitron[.][^`\s]+__mutmut_[0-9]+)`", listed))
+status_of = {}
+for line in open(results, encoding="utf-8"):
+    name, _, status = line.strip().rpartition(": ")
+    if name.startswith("tap_omnitron."):
+        status_of[name] = "equivalent" if status == "survived" and name in equivalent else status
+columns = ["killed", "timeout", "survived", "equivalent", "no tests"]
+counts = collections.defaultdict(collections.Counter)
+for name, status in status_of.items():
+    counts[name.split(".")[1]][status if status in columns else "other"] += 1
+    counts["total"][status if status in columns else "other"] += 1
+print(f"\n{'module':<12}{'mutants':>8}" + "".join(f"{c:>12}" for c in [*columns, "other"]) + f"{'score':>9}")
+for module in [*sorted(m for m in counts if m != "total"), "total"]:
+    c = counts[module]
+    judged = sum(c.values()) - c["equivalent"]
+    score = 100 * (c["killed"] + c["timeout"]) / judged if judged else 100.0
+    row = "".join(f"{c[k]:>12}" for k in [*columns, "other"])
+    print(f"{module:<12}{sum(c.values()):>8}{row}{score:>8.1f}%")
+for name in sorted(n for n, s in status_of.items() if s not in ("killed", "timeout", "equivalent")):
+    print(f"  not killed: {name} ({status_of[name]}): .venv/bin/mutmut show {name}")
+for name in sorted(equivalent - {n for n, s in status_of.items() if s == "equivalent"}):
+    print(f"  docs/mutation.md lists {name} as equivalent, but it is {status_of.get(name, 'no mutant')}: update the list")
+print(f"\n{score:.1f}% of the non-equivalent mutants killed (the floor is {floor:g}%)")
+sys.exit(0 if score >= floor else 1)
+endef
+export MUTATION_SUMMARY
+
+mutation: $(VENV_STAMP)
+	rm -rf mutants
+	$(VENV)/bin/mutmut run
+	$(VENV)/bin/mutmut results --all true > mutants/results.txt
+	$(VENV)/bin/python -c "$$MUTATION_SUMMARY" mutants/results.txt docs/mutation.md $(MUTATION_MIN)
+
 # Loaded data and Meltano state only (the demo starts from scratch again).
 clean-data:
 	rm -rf output .meltano/meltano.db
 
 clean:
-	rm -rf $(VENV) $(MVENV) .venv-sdk-next .venv-py* .venv-bench-base-* .meltano output .pytest_cache .hypothesis .ruff_cache .mypy_cache transform/target transform/logs
+	rm -rf $(VENV) $(MVENV) .venv-sdk-next .venv-py* .venv-bench-base-* .meltano output .pytest_cache .hypothesis .ruff_cache .mypy_cache transform/target transform/logs mutants
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # The benchmark of this checkout against BASE (a commit), both taps in one interleaved run. BASE's tap is

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 import typing as t
 
 import pendulum
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_A_DATE = re.compile(r"\d{4}-?\d{2}")  # ISO 8601 begins with the year and the month
 
 
 def parse(value: t.Any) -> dt.datetime:
-    """An ISO 8601 date or date-time, in UTC when it names no zone; ValueError otherwise."""
+    """An ISO 8601 date or date-time, in UTC when it names no zone; ValueError otherwise
+    (a time of day alone too: pendulum would make it today's, a different day every run)."""
+    text = str(value).strip()
+    if not _A_DATE.match(text):
+        msg = f"not a date or date-time: {value!r}"
+        raise ValueError(msg)
     try:
-        moment = pendulum.parse(str(value).strip(), tz="UTC")
+        moment = pendulum.parse(text, tz="UTC")
     except (pendulum.parsing.exceptions.ParserError, ValueError, TypeError) as exc:
         raise ValueError(str(exc)) from None
     if not isinstance(moment, dt.datetime):  # a duration or a time of day
@@ -34,8 +41,8 @@ def canonical(value: t.Any) -> str | None:
     if isinstance(value, dt.datetime):
         moment = value
     elif isinstance(value, str) and value:
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:  # RFC 3339 allows "z" as well as "Z"; Python 3.10's parser reads neither
+            moment = dt.datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "Zz" else value)
         except ValueError:
             try:
                 moment = parse(value)

@@ -156,7 +156,7 @@ class Listing:
         self.emitted: set[t.Any] = set()  # orders this run has emitted
         self.older = 0  # listed although older than `since`: the server ignored the filter
         self.seen = 0  # rows the first pass has read: how far the run is
-        self.pages: int | None = None  # pages in the list, as its last page read said
+        self.pages: int | None = None  # pages in the list, as the first page of the last pass said
         self._bound: t.Any = None  # the highest id the first pass listed
 
     def passes(self) -> Iterator[Pass]:

@@ -29,6 +29,7 @@ DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_READ_TIMEOUT = 60
 DEFAULT_REQUEST_TIMEOUT = 300
 DEFAULT_MAX_RESPONSE_MB = 64
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # as requests reads them, in this order
 _API_SUFFIXES = ("/api/i1", "/api/v1", "/api")
 
 
@@ -100,9 +101,8 @@ def normalise_base_url(value: t.Any) -> str:
 def ca_bundle(config: t.Mapping[str, t.Any]) -> str | bool:
     """What requests verifies certificates with: the `ca_bundle` setting, else
     REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE as requests reads them, else certifi's bundle."""
-    named = config.get("ca_bundle")
-    where = "ca_bundle" if named else "REQUESTS_CA_BUNDLE"
-    path = named or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    sources = (("ca_bundle", config.get("ca_bundle")), *((name, os.environ.get(name)) for name in _CA_VARIABLES))
+    where, path = next(((name, path) for name, path in sources if path), ("", None))
     if not path:
         return True
     if not os.path.exists(path):  # noqa: PTH110  (False on any OSError; Path.exists raises on some)

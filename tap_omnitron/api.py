@@ -190,11 +190,12 @@ class Omnitron:
 
     def close(self) -> None:
         """Drop what is queued, end what is in flight or waiting to be retried, and close the
-        connections: a run that ends, ends now."""
+        connections: a run that ends, ends now, and once this returns no thread sends again
+        (the summary's count of requests is final)."""
         if "retry" in self.__dict__:
             self.retry.stop()
-        for pool in ("details", "pages"):
-            if pool in self.__dict__:
-                self.__dict__[pool].shutdown(wait=False, cancel_futures=True)
         if "session" in self.__dict__:
             self.session.close()
+        for pool in ("details", "pages"):
+            if pool in self.__dict__:
+                self.__dict__[pool].shutdown(wait=True, cancel_futures=True)

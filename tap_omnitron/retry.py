@@ -77,6 +77,7 @@ class Pause:
         self._until = 0.0  # monotonic
         self._lock = threading.Lock()
         self.total = 0.0  # seconds paused, overlapping pauses counted once: for the summary
+        self._ended = threading.Event()
 
     def extend(self, seconds: float) -> float:
         """Pause everyone `seconds` from now (unless a pause already runs longer); returns
@@ -89,8 +90,12 @@ class Pause:
         return end - now
 
     def wait(self) -> None:
-        while (left := self._until - time.monotonic()) > 0:
-            time.sleep(left)
+        while (left := self._until - time.monotonic()) > 0 and not self._ended.wait(left):
+            pass
+
+    def end(self) -> None:
+        """The run is ending: no thread waits any longer."""
+        self._ended.set()
 
 
 class RetryPolicy:
@@ -109,6 +114,7 @@ class RetryPolicy:
         """The run is ending: requests waiting to be retried give up now, not when their
         time runs out (the process would wait for them)."""
         self._stopped.set()
+        self.pause.end()
 
     def answered(self) -> None:
         """The server answered a request as asked: it is up."""

@@ -56,6 +56,10 @@ class BodyTooLarge(requests.exceptions.RequestException):
     """The answer grew past `max_response_mb` while it was read."""
 
 
+class Closed(requests.exceptions.RequestException):
+    """The run is ending: no request is sent any more."""
+
+
 class DeadlineExceeded(requests.exceptions.Timeout):
     """The request ran past `request_timeout`; a Timeout, so it is retried like one."""
 
@@ -77,6 +81,7 @@ class OmnitronSession(requests.Session):
         self.mount("http://", adapter)
         self.headers.update({"Accept": "application/json", "User-Agent": user_agent()})
         self.sent = 0  # requests sent, retries and the login included: for the run's summary
+        self._closed = False
         self._counters: dict[tuple[str, str], metrics.Counter] = {}
         self._lock = threading.Lock()
 
@@ -88,6 +93,9 @@ class OmnitronSession(requests.Session):
         self.pause.wait()
         stream, endpoint = self._name(urlsplit(request.url or "").path)
         with self._lock:
+            if self._closed:  # after `close`, `sent` is final: the summary counts what the server saw
+                msg = "not sent, the run is ending"
+                raise Closed(msg)
             self.sent += 1
         ticket = self._watcher.arm(self.limits.deadline)
         started = time.perf_counter()
@@ -107,7 +115,9 @@ class OmnitronSession(requests.Session):
 
     def close(self) -> None:
         """Close the connections, ending the requests still in flight at once, and write the
-        request counts."""
+        request counts. No request is sent after this."""
+        with self._lock:
+            self._closed = True
         self._watcher.abandon_all()
         super().close()
         with self._lock:

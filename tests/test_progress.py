@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
+import signal
+import time
 
 from conftest import config_for
 from helpers import run_tap, run_tap_killed
 from tap_omnitron import dates
+from zygote import spawn
 
 PROGRESS = re.compile(
     r"Progress: ([\d,]+) of ([\d,]+) orders \((\d+)%\), (\d+) orders/s, about (\d+) (?:s|min \d+ s) left\."
@@ -83,6 +88,28 @@ def test_the_summary_says_what_the_run_did_and_cost(sandbox_factory) -> None:
     assert (number(retries), number(gone), number(skipped)) == (2, 1, 0)
     assert 0.9 <= float(paused) <= 1.5
     assert bookmark == run.last_state["bookmarks"]["orders"]["replication_key_value"]
+
+
+def test_a_stopped_run_sends_nothing_after_its_summary(sandbox_factory, tmp_path) -> None:
+    """Detail threads held by a long Retry-After when the run is stopped give up at once:
+    nothing reaches the server after the summary, whose count of requests is final."""
+    sandbox = sandbox_factory(orders=60, retry_after=60, latency_ms=20)
+    second = sorted(sandbox.orders_snapshot())[1]
+    sandbox.fault_plan = {f"/api/i1/orders_integration/{second}/detailed_integration/": ["429"]}
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(config_for(sandbox, max_concurrency=8, page_size=20)))
+    tap = spawn(["--config", str(config)], env=dict(os.environ), stdout=False)
+    for _ in range(300):
+        if sandbox.faults_injected:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # the other detail threads now wait for the pause to end
+    tap.send_signal(signal.SIGTERM)
+    _, stderr = tap.communicate(timeout=30)  # not the 60 s of the pause
+    [summary] = [m for line in stderr.decode().splitlines() if (m := SUMMARY.search(line))]
+    assert summary.group(1) == "Stopped"
+    assert number(summary.group(5)) == sandbox.request_count
+    assert sandbox.requests_by_path[f"/api/i1/orders_integration/{second}/detailed_integration/"] == 1
 
 
 def test_a_failed_run_still_closes_with_a_summary(sandbox_factory) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zygote import spawn
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -92,27 +94,44 @@ def run_tap(
     env: dict[str, str] | None = None,
     measure_memory: bool = False,
 ) -> TapRun:
-    """Run the tap; `env` adds to (or, with "", blanks) variables of this environment."""
+    """Run the tap; `env` adds to (or, with "", blanks) variables of this environment.
+
+    With `measure_memory`, in a fresh interpreter (a forked one shares the zygote's pages)."""
     with tempfile.TemporaryDirectory() as tmp:
-        start = ["-c", _WITH_PEAK_RSS] if measure_memory else ["-m", "tap_omnitron"]
-        command = [sys.executable, *start, *args]
-        for flag, content in (("--config", config), ("--state", state), ("--catalog", catalog)):
-            if content is not None:
-                path = Path(tmp) / f"{flag.strip('-')}.json"
-                path.write_text(json.dumps(content))
-                command += [flag, str(path)]
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={**os.environ, **(env or {})},
-        )
-    stderr, _, peak = done.stderr.partition(_PEAK)
+        command = [*args, *_files(tmp, config=config, state=state, catalog=catalog)]
+        environment = {**os.environ, **(env or {})}
+        if measure_memory:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _WITH_PEAK_RSS, *command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=environment,
+            )
+        else:
+            process = spawn(command, env=environment)
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    stderr, _, peak = err.decode().partition(_PEAK)
+    stdout = out.decode()
     # Singer lines end in "\n" only: str.splitlines() would also cut at a U+2028 in a value.
-    messages = [json.loads(line) for line in done.stdout.split("\n") if line.startswith('{"type"')]
-    return TapRun(done.returncode, done.stdout, stderr, messages, int(peak or 0) / 1024)
+    messages = [json.loads(line) for line in stdout.split("\n") if line.startswith('{"type"')]
+    assert process.returncode is not None
+    return TapRun(process.returncode, stdout, stderr, messages, int(peak or 0) / 1024)
+
+
+def _files(tmp: str, **contents: dict | None) -> list[str]:
+    """`--config`, `--state`, `--catalog` arguments, each content written to a file in `tmp`."""
+    arguments = []
+    for name, content in contents.items():
+        if content is not None:
+            path = Path(tmp) / f"{name}.json"
+            path.write_text(json.dumps(content))
+            arguments += [f"--{name}", str(path)]
+    return arguments
 
 
 # The tap, and at its exit its own peak RSS (VmHWM). Not from wait4: on Linux a child's
@@ -149,21 +168,16 @@ def run_tap_until(
     messages end with the one that stopped it.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "tap_omnitron"]
-        for flag, content in (("--config", config), ("--state", state), ("--catalog", catalog)):
-            if content is not None:
-                path = Path(tmp) / f"{flag.strip('-')}.json"
-                path.write_text(json.dumps(content))
-                command += [flag, str(path)]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        process = spawn(_files(tmp, config=config, state=state, catalog=catalog), env=dict(os.environ), stderr=False)
         lines = []
-        assert process.stdout is not None  # stdout=PIPE
-        for line in process.stdout:
+        assert process.stdout is not None  # a pipe
+        for raw in process.stdout:
+            line = raw.decode()
             if not line.endswith("\n"):
                 break
             lines.append(line)
             if line.startswith('{"type"') and stop(json.loads(line)):
-                os.kill(process.pid, signal.SIGKILL)
+                process.send_signal(signal.SIGKILL)
                 break
         process.stdout.close()
         returncode = process.wait(timeout=TIMEOUT)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from conftest import config_for
 from helpers import PRIMARY_KEYS, TapRun, run_tap, run_tap_until
 from test_loss import SERVER_ORDERS, assert_children_follow, churning, missing_versions
+from zygote import spawn
 
 
 def after_states_with_records(count: int):
@@ -100,12 +100,12 @@ def test_sigterm_while_blocked_on_a_full_pipe_cuts_no_line(sandbox_factory) -> N
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "config.json")
         path.write_text(json.dumps(config_for(sandbox, page_size=50)))
-        tap = subprocess.Popen(
-            [sys.executable, "-m", "tap_omnitron", "--config", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(2)  # the pipe is full and the tap is blocked writing to it
+        tap = spawn(["--config", str(path)], env=dict(os.environ), stderr=False)
+        # The pipe (64 KiB) fills long before 300 orders: then the tap stops asking for more.
+        served, deadline = -1, time.monotonic() + 60
+        while (served != sandbox.request_count or served < 10) and time.monotonic() < deadline:
+            served = sandbox.request_count
+            time.sleep(0.5)
         tap.send_signal(signal.SIGTERM)
         out, _ = tap.communicate(timeout=60)
     lines = out.decode().split("\n")[:-1]  # Singer lines end in "\n", the last one too

@@ -197,10 +197,11 @@ class Zygote:
                     child._exit(event["code"])
                 else:
                     self._exited[event["exited"]] = event["code"]
+        self._control.close()
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         self._control.shutdown(socket.SHUT_RDWR)  # the zygote sees the end of its socket and exits
-        self._control.close()
         self._process.wait(timeout=10)
 
 

@@ -6,8 +6,8 @@
 #   make lint     ruff (lint and format check) and mypy, the versions pinned in the test extra
 #   make test     the whole pytest suite (unit + tests/e2e: PostgreSQL, DuckDB, dbt models, Snowflake types/SQL)
 #   make test-snowflake the two-run scenario against a real Snowflake account (TARGET_SNOWFLAKE_*)
-#   make test-sdk-next  the fast suite against the newest singer-sdk pre-release (.venv-sdk-next)
-#   make test-python PY=3.10  the fast suite on that Python (.venv-py3.10); CI runs 3.10 and 3.13
+#   make test-sdk-next  the fast suite but its long sync scenarios, on the newest singer-sdk pre-release
+#   make test-python PY=3.10  the same on that Python (.venv-py3.10; MATRIX= for all); CI runs 3.10 and 3.13
 #   make mutation mutmut on the modules that carry the data guarantees, with the fast in-process tests (slow; not in CI)
 #   make bench    scripts/bench.py
 #   make clean    remove venvs, Meltano's plugin installs and state, outputs and caches
@@ -25,6 +25,9 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 SDK_NEXT ?= 0.55.0b7
 PY ?=
+# What test-python and test-sdk-next run: the fast suite without the long sync scenarios (pyproject.toml's
+# markers say why); MATRIX= runs all of it.
+MATRIX ?= not scenario
 
 VENV := .venv
 MVENV := .venv-meltano
@@ -97,8 +100,9 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Tests run on every core; a module's tests on one worker (they share its sandbox and runs).
-PARALLEL ?= -n auto --dist loadscope
+# One worker more than there are cores (the tests wait on sockets and subprocesses part of the time); a
+# module's tests on one worker (they share its fixtures). tests/conftest.py starts the long modules first.
+PARALLEL ?= -n $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 ))) --dist loadscope
 
 test: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(VENV)/bin/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
@@ -130,7 +134,7 @@ $(SDK_NEXT_STAMP): pyproject.toml | check-python
 
 test-sdk-next: $(SDK_NEXT_STAMP)
 	.venv-sdk-next/bin/python -c 'import singer_sdk, importlib.metadata as m; print("singer-sdk", m.version("singer-sdk"))'
-	.venv-sdk-next/bin/python -m pytest tests --ignore=tests/e2e -q $(PARALLEL) $(PYTEST_ARGS)
+	.venv-sdk-next/bin/python -m pytest tests --ignore=tests/e2e -q $(if $(MATRIX),-m "$(MATRIX)") $(PARALLEL) $(PYTEST_ARGS)
 
 # The fast suite on another Python, in .venv-py$(PY): make test-python PY=3.10. CI runs the oldest and the
 # newest Python the tap supports. The interpreter is python$(PY) on PATH if it runs (a pyenv shim may not),
@@ -153,7 +157,7 @@ test-python:
 		echo "$$py" > $$stamp; \
 	fi
 	.venv-py$(PY)/bin/python --version
-	.venv-py$(PY)/bin/python -m pytest tests --ignore=tests/e2e -q $(PARALLEL) $(PYTEST_ARGS)
+	.venv-py$(PY)/bin/python -m pytest tests --ignore=tests/e2e -q $(if $(MATRIX),-m "$(MATRIX)") $(PARALLEL) $(PYTEST_ARGS)
 
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)

@@ -16,6 +16,8 @@ from tap_omnitron.errors import SECRETS, GaveUp, OmnitronError
 from tap_omnitron.pagination import PageNumbers
 from tap_omnitron.retry import Away, Broken, Pause, RetryPolicy, retry_after
 
+pytestmark = pytest.mark.scenario  # see pyproject.toml's markers
+
 ALL_FAULTS = ["429", "500", "502", "503", "504", "drop", "html200", "truncated"]
 
 

@@ -9,6 +9,8 @@ from conftest import config_for
 from helpers import run_tap
 from omnitron_sandbox.server import LIST_ORDERS
 
+pytestmark = pytest.mark.scenario  # see pyproject.toml's markers
+
 # None: the server honours sort=id. The others: it ignores `sort` and lists in this order.
 SERVER_ORDERS = [None, *LIST_ORDERS]
 

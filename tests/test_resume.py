@@ -16,6 +16,8 @@ from helpers import PRIMARY_KEYS, TapRun, run_tap, run_tap_until
 from test_loss import SERVER_ORDERS, assert_children_follow, churning, missing_versions
 from zygote import spawn
 
+pytestmark = pytest.mark.scenario  # see pyproject.toml's markers
+
 
 def after_states_with_records(count: int):
     """A stop rule for `run_tap_until`: the `count`-th STATE that follows records of this run

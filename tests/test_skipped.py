@@ -13,6 +13,8 @@ from helpers import run_tap, run_tap_killed
 from tap_omnitron.errors import AuthenticationError
 from tap_omnitron.feed import OrderFeed
 
+pytestmark = pytest.mark.scenario  # see pyproject.toml's markers
+
 DETAIL = "/api/i1/orders_integration/{}/detailed_integration/"
 
 

@@ -8,11 +8,11 @@ decoded with every non-integer number as `Decimal`: money never meets a float.
 from __future__ import annotations
 
 import re
+import threading
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cached_property
 from urllib.parse import urljoin, urlsplit
 
 import msgspec
@@ -24,6 +24,8 @@ from tap_omnitron.retry import AWAY_STATUSES, Away, Broken, RetryPolicy, retry_a
 from tap_omnitron.session import MIB, Limits, OmnitronSession
 
 if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
     import requests
 
 API_PATH = "/api/i1"
@@ -120,6 +122,29 @@ def endpoint(path: str) -> tuple[str, str]:
     return "unknown", path
 
 
+_T = t.TypeVar("_T")
+
+
+def _once(make: Callable[[Omnitron], _T]) -> property:
+    """A property made on first use, once, whichever threads ask at the same moment.
+
+    `functools.cached_property` lost its lock in Python 3.12: the pools' threads, all asking for
+    the session, the token and the retry policy as the run starts, then each made their own (a
+    pause not shared, requests not counted, connections not closed)."""
+    name = make.__name__
+
+    def get(self: Omnitron) -> _T:
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            with self._making:
+                if name not in self.__dict__:
+                    self.__dict__[name] = make(self)
+                return self.__dict__[name]
+
+    return property(get, doc=make.__doc__)
+
+
 class Omnitron:
     """What every stream shares: where Omnitron is, one session, one token, one retry policy,
     and the threads that keep requests in flight: `max_concurrency` for order details, and as
@@ -131,13 +156,14 @@ class Omnitron:
 
     def __init__(self, config: t.Mapping[str, t.Any]) -> None:
         self._config = config
+        self._making = threading.RLock()  # for `_once`; re-entrant, as the session needs the retry policy
         self.max_concurrency = int(config.get("max_concurrency") or settings.DEFAULT_MAX_CONCURRENCY)
 
-    @cached_property
+    @_once
     def base_url(self) -> str:
         return settings.normalise_base_url(self._config["base_url"])
 
-    @cached_property
+    @_once
     def limits(self) -> Limits:
         config = self._config
         return Limits(
@@ -147,14 +173,14 @@ class Omnitron:
             max_body=int(config.get("max_response_mb", settings.DEFAULT_MAX_RESPONSE_MB)) * MIB,
         )
 
-    @cached_property
+    @_once
     def retry(self) -> RetryPolicy:
         return RetryPolicy(
             max_retries=int(self._config.get("max_retries", settings.DEFAULT_MAX_RETRIES)),
             max_seconds=float(self._config.get("max_retry_seconds", settings.DEFAULT_MAX_RETRY_SECONDS)),
         )
 
-    @cached_property
+    @_once
     def session(self) -> OmnitronSession:
         session = OmnitronSession(
             limits=self.limits, pool_size=2 * self.max_concurrency + 1, pause=self.retry.pause, name=endpoint
@@ -166,7 +192,7 @@ class Omnitron:
             session.proxies = {urlsplit(self.base_url).scheme: proxy}
         return session
 
-    @cached_property
+    @_once
     def auth(self) -> TokenAuth:
         config = self._config
         return TokenAuth(
@@ -178,11 +204,11 @@ class Omnitron:
             password=config.get("password"),
         )
 
-    @cached_property
+    @_once
     def details(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="omnitron-details")
 
-    @cached_property
+    @_once
     def pages(self) -> ThreadPoolExecutor:
         if self.max_concurrency == 1:
             return self.details

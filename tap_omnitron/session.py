@@ -33,8 +33,6 @@ from singer_sdk import metrics
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from urllib3 import HTTPConnectionPool
-
     from tap_omnitron.retry import Pause
 
 MIB = 1 << 20
@@ -157,7 +155,7 @@ class _BoundedAdapter(HTTPAdapter):
     def get_connection_with_tls_context(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """The pool for a request, its connections made watchable (`ConnectionCls` is the
         pool's documented class attribute for the connections it makes)."""
-        pool = t.cast("HTTPConnectionPool", super().get_connection_with_tls_context(*args, **kwargs))
+        pool: t.Any = super().get_connection_with_tls_context(*args, **kwargs)  # an HTTP(S)ConnectionPool
         if not getattr(pool.ConnectionCls, "watched", False):
             pool.ConnectionCls = _watched(pool.ConnectionCls)
         return pool

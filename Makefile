@@ -41,7 +41,7 @@ DEMO_DB = $(DEMO_OUT)/omnitron.duckdb
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: settings help venv meltano demo lint test test-snowflake snowflake-account test-sdk-next test-python bench clean clean-data check-python mutation
+.PHONY: settings help venv meltano demo lint test test-snowflake snowflake-account test-sdk-next test-python venv-python bench clean clean-data check-python mutation
 
 help:
 	@sed -n '/^$$/q;p' Makefile | sed 's/^# \{0,1\}//'; echo '  make clean-data  remove only output/ and the Meltano state'
@@ -138,16 +138,21 @@ test-sdk-next: $(SDK_NEXT_STAMP)
 
 # The fast suite on another Python, in .venv-py$(PY): make test-python PY=3.10. CI runs the oldest and the
 # newest Python the tap supports. The interpreter is python$(PY) on PATH if it runs (a pyenv shim may not),
-# else the newest $PYENV_ROOT/versions/$(PY).*; without one, one line says so and make fails.
-test-python:
-	@[ -n "$(PY)" ] || { echo "make test-python: say which Python, e.g. make test-python PY=3.10"; exit 2; }
+# else the newest $PYENV_ROOT/versions/$(PY).*; without one, one line says so and make fails. venv-python makes
+# the venv alone (CI makes both while the main suite runs).
+test-python: venv-python
+	.venv-py$(PY)/bin/python --version
+	.venv-py$(PY)/bin/python -m pytest tests --ignore=tests/e2e -q $(if $(MATRIX),-m "$(MATRIX)") $(PARALLEL) $(PYTEST_ARGS)
+
+venv-python:
+	@[ -n "$(PY)" ] || { echo "make $@: say which Python, e.g. make $@ PY=3.10"; exit 2; }
 	@py=""; for p in "$$(command -v python$(PY) || true)" \
 		$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/$(PY).*/bin/python$(PY) 2>/dev/null | sort -rV || true); do \
 		[ -n "$$p" ] || continue; \
 		py=$$("$$p" -c 'import sys; print(sys.executable if "%d.%d" % sys.version_info[:2] == "$(PY)" else "")' 2>/dev/null) || py=""; \
 		[ -z "$$py" ] || break; \
 	done; \
-	[ -n "$$py" ] || { echo "make test-python: Python $(PY) is missing (no working python$(PY) on PATH or in $${PYENV_ROOT:-$$HOME/.pyenv}/versions/)"; exit 1; }; \
+	[ -n "$$py" ] || { echo "make $@: Python $(PY) is missing (no working python$(PY) on PATH or in $${PYENV_ROOT:-$$HOME/.pyenv}/versions/)"; exit 1; }; \
 	stamp=.venv-py$(PY)/.installed; \
 	if [ "$$(cat $$stamp 2>/dev/null)" != "$$py" ] || [ pyproject.toml -nt $$stamp ] || [ sandbox/pyproject.toml -nt $$stamp ]; then \
 		echo "creating .venv-py$(PY) with $$py"; \
@@ -156,8 +161,6 @@ test-python:
 		.venv-py$(PY)/bin/python -m pip install -q -e '.[test]' -e ./sandbox; \
 		echo "$$py" > $$stamp; \
 	fi
-	.venv-py$(PY)/bin/python --version
-	.venv-py$(PY)/bin/python -m pytest tests --ignore=tests/e2e -q $(if $(MATRIX),-m "$(MATRIX)") $(PARALLEL) $(PYTEST_ARGS)
 
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zygote import spawn
+from zygote import fresh, spawn
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -101,13 +100,7 @@ def run_tap(
         command = [*args, *_files(tmp, config=config, state=state, catalog=catalog)]
         environment = {**os.environ, **(env or {})}
         if measure_memory:
-            process = subprocess.Popen(
-                [sys.executable, "-c", _WITH_PEAK_RSS, *command],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=environment,
-            )
+            process = fresh(["-c", _WITH_PEAK_RSS, *command], env=environment)
         else:
             process = spawn(command, env=environment)
         try:
@@ -168,7 +161,7 @@ def run_tap_until(
     messages end with the one that stopped it.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        process = spawn(_files(tmp, config=config, state=state, catalog=catalog), env=dict(os.environ), stderr=False)
+        process = spawn(_files(tmp, config=config, state=state, catalog=catalog), stderr=False)
         lines = []
         assert process.stdout is not None  # a pipe
         for raw in process.stdout:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import signal
 import time
@@ -14,6 +13,7 @@ from helpers import run_tap, run_tap_killed
 from tap_omnitron import dates
 from zygote import spawn
 
+DETAIL = "/api/i1/orders_integration/{}/detailed_integration/"
 PROGRESS = re.compile(
     r"Progress: ([\d,]+) of ([\d,]+) orders \((\d+)%\), (\d+) orders/s, about (\d+) (?:s|min \d+ s) left\."
 )
@@ -69,8 +69,7 @@ def test_the_start_line_names_the_bookmark_and_the_resume_point(sandbox_factory)
 def test_the_summary_says_what_the_run_did_and_cost(sandbox_factory) -> None:
     sandbox = sandbox_factory(orders=23, retry_after=1)
     ids = sorted(sandbox.orders_snapshot())
-    detail = "/api/i1/orders_integration/{}/detailed_integration/"
-    sandbox.fault_plan = {detail.format(ids[3]): ["503"], detail.format(ids[9]): ["429"]}
+    sandbox.fault_plan = {DETAIL.format(ids[3]): ["503"], DETAIL.format(ids[9]): ["429"]}
     sandbox.missing_details.add(ids[5])
     run = run_tap(config_for(sandbox))
     assert run.returncode == 0, run.stderr
@@ -94,11 +93,11 @@ def test_a_stopped_run_sends_nothing_after_its_summary(sandbox_factory, tmp_path
     """Detail threads held by a long Retry-After when the run is stopped give up at once:
     nothing reaches the server after the summary, whose count of requests is final."""
     sandbox = sandbox_factory(orders=60, retry_after=60, latency_ms=20)
-    second = sorted(sandbox.orders_snapshot())[1]
-    sandbox.fault_plan = {f"/api/i1/orders_integration/{second}/detailed_integration/": ["429"]}
+    told = DETAIL.format(sorted(sandbox.orders_snapshot())[1])
+    sandbox.fault_plan = {told: ["429"]}
     config = tmp_path / "config.json"
     config.write_text(json.dumps(config_for(sandbox, max_concurrency=8, page_size=20)))
-    tap = spawn(["--config", str(config)], env=dict(os.environ), stdout=False)
+    tap = spawn(["--config", str(config)], stdout=False)
     for _ in range(300):
         if sandbox.faults_injected:
             break
@@ -109,7 +108,7 @@ def test_a_stopped_run_sends_nothing_after_its_summary(sandbox_factory, tmp_path
     [summary] = [m for line in stderr.decode().splitlines() if (m := SUMMARY.search(line))]
     assert summary.group(1) == "Stopped"
     assert number(summary.group(5)) == sandbox.request_count
-    assert sandbox.requests_by_path[f"/api/i1/orders_integration/{second}/detailed_integration/"] == 1
+    assert sandbox.requests_by_path[told] == 1
 
 
 def test_a_failed_run_still_closes_with_a_summary(sandbox_factory) -> None:

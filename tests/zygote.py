@@ -210,21 +210,26 @@ _zygote_lock = threading.Lock()
 
 
 def spawn(
-    args: list[str], *, env: dict[str, str], stdout: bool = True, stderr: bool = True
+    args: list[str], *, env: dict[str, str] | None = None, stdout: bool = True, stderr: bool = True
 ) -> Child | subprocess.Popen:
-    """Start `tap-omnitron args` (see the module docstring); stdout and stderr are binary pipes
-    or /dev/null, stdin is /dev/null."""
+    """Start `tap-omnitron args` (see the module docstring) in `env` (default: this process's);
+    stdout and stderr are binary pipes or /dev/null, stdin is /dev/null."""
+    env = dict(os.environ) if env is None else env
     if FRESH:
-        pipe = lambda wanted: subprocess.PIPE if wanted else subprocess.DEVNULL  # noqa: E731
-        return subprocess.Popen(
-            [sys.executable, "-m", "tap_omnitron", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=pipe(stdout),
-            stderr=pipe(stderr),
-            env=env,
-        )
+        return fresh(["-m", "tap_omnitron", *args], env=env, stdout=stdout, stderr=stderr)
     global _zygote  # noqa: PLW0603  (one zygote per test process)
     with _zygote_lock:
         if _zygote is None:
             _zygote = Zygote()
     return _zygote.spawn(args, env=env, stdout=stdout, stderr=stderr)
+
+
+def fresh(arguments: list[str], *, env: dict[str, str], stdout: bool = True, stderr: bool = True) -> subprocess.Popen:
+    """`python arguments` in a fresh interpreter, with the pipes of `spawn`."""
+
+    def pipe(wanted: bool) -> int:
+        return subprocess.PIPE if wanted else subprocess.DEVNULL
+
+    return subprocess.Popen(
+        [sys.executable, *arguments], stdin=subprocess.DEVNULL, stdout=pipe(stdout), stderr=pipe(stderr), env=env
+    )

@@ -101,35 +101,48 @@ def normalise_decimals(record: t.Any, plan: DecimalPlan) -> None:
             normalise_decimals(value, sub)
 
 
-def redact_secrets(value: t.Any) -> t.Any:  # noqa: C901  (one loop on purpose: see the docstring)
+def redact_secrets(value: t.Any) -> t.Any:
     """Replace every secret in `value` by `REDACTED`, in place, keeping the keys.
 
-    Written as one loop over each object's keys, with key names classified once: this
-    runs over every key of every detailed order, the largest records of a sync.
+    This runs over every key of every detailed order, the largest records of a sync, so an
+    object's keys are first checked at once against the names known to be plain; only the
+    others (secrets, or names not seen yet) are looked at one by one.
     """
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, (dict, list)):
-                redact_secrets(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if item is None:
-                continue
+    if isinstance(value, dict):
+        _redact_object(value)
+    elif isinstance(value, list):
+        _redact_array(value)
+    return value
+
+
+def _redact_object(value: dict) -> None:
+    if not value.keys() <= _plain:
+        for key in value.keys() - _plain:
+            item = value[key]
             kind = _kinds.get(key)
             if kind is None:
                 kind = _classify(key)
-            if kind == _PLAIN:
-                if isinstance(item, (dict, list)):
-                    redact_secrets(item)
-            elif kind == _CONTAINER or isinstance(item, (dict, list)):
-                value[key] = _mask_leaves(item)
-            else:
-                value[key] = REDACTED
-    return value
+            if kind == _PLAIN or item is None:
+                continue
+            value[key] = _mask_leaves(item) if kind == _CONTAINER or isinstance(item, (dict, list)) else REDACTED
+    for item in value.values():
+        if isinstance(item, dict):
+            _redact_object(item)
+        elif isinstance(item, list):
+            _redact_array(item)
+
+
+def _redact_array(value: list) -> None:
+    for item in value:
+        if isinstance(item, dict):
+            _redact_object(item)
+        elif isinstance(item, list):
+            _redact_array(item)
 
 
 _PLAIN, _CONTAINER, _SECRET = 0, 1, 2
 _kinds: dict[str, int] = {}  # key names repeat in every record: classify each once
+_plain: set[str] = set()  # the keys of `_kinds` that are plain, for checking an object's keys at once
 _MAX_KINDS = 100_000  # bounded, whatever keys a server sends
 
 
@@ -142,6 +155,8 @@ def _classify(key: str) -> int:
         kind = _PLAIN
     if len(_kinds) < _MAX_KINDS:
         _kinds[key] = kind
+        if kind == _PLAIN:
+            _plain.add(key)
     return kind
 
 

@@ -27,6 +27,7 @@ def fresh_key_cache(monkeypatch):
     """Key names are classified once per process and cached: each test starts with none known, so that it
     exercises the classification itself, not what an earlier test left behind."""
     monkeypatch.setattr(records, "_kinds", {})
+    monkeypatch.setattr(records, "_plain", set())
 
 
 # --------------------------------------------------------------------------- decimal plans

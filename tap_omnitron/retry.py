@@ -19,7 +19,6 @@ A `Retry-After` pauses every thread (`Pause`), not only the one that was told.
 from __future__ import annotations
 
 import email.utils
-import functools
 import logging
 import random
 import threading
@@ -126,7 +125,6 @@ class RetryPolicy:
         `what(*args)` names the request for messages ("GET /api/i1/orders/").
         """
 
-        @functools.wraps(func)
         def call(*args: t.Any, **kwargs: t.Any) -> _T:
             started = failed_before = time.monotonic()
             attempts = 0

@@ -34,7 +34,7 @@ from tap_omnitron.pagination import Page, not_a_list, read_pages
 from tap_omnitron.records import Preparer, restore_decimal_bounds
 from tap_omnitron.retry import Relogin
 from tap_omnitron.sdk import StreamHooks
-from tap_omnitron.session import user_agent
+from tap_omnitron.session import RequestTemplate, user_agent
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
@@ -75,6 +75,7 @@ class OmnitronStream(StreamHooks):
         self.checkpoint = checkpoint  # writes a STATE message now, if the state changed
         self._bounded: set[int] = set()  # schemas whose decimals have their bounds back
         self._unknown_reported: set[str] = set()  # property names already warned about
+        self._templates: dict[tuple, RequestTemplate] = {}  # by headers: see `build_prepared_request`
         self.logger.addFilter(not_the_sdks_failure_line)
 
     @property
@@ -105,14 +106,27 @@ class OmnitronStream(StreamHooks):
 
     def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:
         """The request, prepared without the session's per-request merging (cookies, netrc,
-        environment): the tap keeps no cookies, and reads its settings once (`api`)."""
+        environment): the tap keeps no cookies, and reads its settings once (`api`). A GET
+        (every request of a sync) is a copy of the stream's `RequestTemplate`."""
         request = requests.Request(*args, **kwargs)
-        request.headers = {**self.requests_session.headers, **request.headers}
-        return request.prepare()
+        headers = {**self.requests_session.headers, **request.headers}
+        if request.method != "GET" or request.data or request.json is not None or not isinstance(request.params, str):
+            request.headers = headers
+            return request.prepare()
+        key = tuple(headers.items())
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = RequestTemplate(self.url_base, headers)
+        return template.prepare(request.url, request.params)
 
     def get_new_paginator(self) -> None:
         """One request per `fetch`: list pages are followed by `pagination.read_pages`."""
         return
+
+    def get_url(self, context: Context | None) -> str:
+        """The path with the context's values in it, quoted by the caller (`request_detail`).
+        The SDK's would look for every setting's name in the path too, at every request."""
+        return self.url_base + self.path.format_map(context or {})
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:  # noqa: ARG002  (the SDK's signature)
         return dict((context or {}).get("params", {}))

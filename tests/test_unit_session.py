@@ -1,0 +1,113 @@
+"""A request copied from the stream's template is the request requests would have prepared."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+from requests.adapters import HTTPAdapter
+
+from tap_omnitron.session import RequestTemplate, _BoundedAdapter
+
+BASES = [
+    "https://omnitron.example.com",
+    "http://127.0.0.1:8000",
+    "https://omnitron.example.com/shop%20one",
+    "https://xn--bcher-kva.example",
+    "https://bücher.example",  # requests makes IDNA of it; the copies keep that
+    "https://Omnitron.Example.com:443",
+]
+HEADERS = {"Accept": "application/json", "User-Agent": "tap-omnitron/test"}
+DETAIL = "/api/i1/orders_integration/{}/detailed_integration/"
+
+ids = st.one_of(st.integers(min_value=0), st.text(max_size=12))
+params = st.dictionaries(
+    st.sampled_from(["limit", "page", "sort", "modified_date__gte"]),
+    st.one_of(st.integers(), st.text(max_size=30), st.sampled_from(["-id", "2026-12-02T10:00:00.123456+00:00"])),
+)
+
+
+def as_requests_prepares(url: str, query: str) -> requests.PreparedRequest:
+    return requests.Request("GET", url, params=query, headers=HEADERS).prepare()
+
+
+def same(a: requests.PreparedRequest, b: requests.PreparedRequest) -> None:
+    assert (a.method, a.url, dict(a.headers), a.body) == (b.method, b.url, dict(b.headers), b.body)
+
+
+@given(base=st.sampled_from(BASES), order_id=ids, query=params.map(urlencode))
+def test_a_copy_is_the_request_requests_prepares(base: str, order_id: object, query: str) -> None:
+    """Whatever the id and the query, the fast way (a copy with a URL put together) and the
+    way requests takes (parse, quote) give the same request, or the template lets requests do it."""
+    url = base + DETAIL.format(quote(str(order_id), safe=""))
+    same(RequestTemplate(base, HEADERS).prepare(url, query), as_requests_prepares(url, query))
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        (DETAIL.format(1234), ""),
+        ("/api/i1/orders/", "limit=50&sort=id&page=3&modified_date__gte=2026-12-02T10%3A00%3A00.123456%2B00%3A00"),
+    ],
+)
+def test_a_syncs_requests_are_copies_requests_does_not_parse_again(monkeypatch, path: str, query: str) -> None:
+    """The shapes a sync sends take the fast way: requests' URL preparation is not called."""
+    base = BASES[0]
+    template = RequestTemplate(base, HEADERS)
+    expected = as_requests_prepares(base + path, query)
+
+    def refuse(*_: object) -> None:
+        pytest.fail("requests prepared the URL again")
+
+    monkeypatch.setattr(requests.PreparedRequest, "prepare_url", refuse)
+    same(template.prepare(base + path, query), expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/api/i1/orders_integration/../detailed_integration/", ""),  # a dot segment requests resolves
+        (DETAIL.format("%41"), ""),  # an escape requests turns back into "A"
+        (DETAIL.format("caf%c3%a9"), ""),  # lower-case hex, which requests writes in upper case
+        (DETAIL.format(1), "sort=a b"),  # a space, which requests quotes
+    ],
+)
+def test_a_url_requests_would_change_is_left_to_requests(path: str, query: str) -> None:
+    base = BASES[0]
+    same(RequestTemplate(base, HEADERS).prepare(base + path, query), as_requests_prepares(base + path, query))
+
+
+def test_each_copy_has_headers_of_its_own() -> None:
+    """The authenticator sets a header on each request: never on the template's."""
+    template = RequestTemplate(BASES[0], HEADERS)
+    first = template.prepare(BASES[0] + DETAIL.format(1), "")
+    first.headers["Authorization"] = "Token secret"
+    assert "Authorization" not in template.prepare(BASES[0] + DETAIL.format(2), "").headers
+
+
+def test_the_pool_is_found_once_per_origin_and_tls_settings(monkeypatch) -> None:
+    """requests works the pool out again for each request (a stat of the CA bundle included):
+    the adapter asks it once for each origin, CA bundle and proxy, and keeps it."""
+    adapter = _BoundedAdapter(max_body=1 << 20, pool_size=2)
+    asked = []
+    found = HTTPAdapter.get_connection_with_tls_context
+
+    def counting(self, request, verify, proxies=None, cert=None):
+        asked.append((request.url, verify))
+        return found(self, request, verify, proxies, cert)
+
+    monkeypatch.setattr(HTTPAdapter, "get_connection_with_tls_context", counting)
+
+    def pool(url: str, verify: object = True) -> object:
+        return adapter.get_connection_with_tls_context(as_requests_prepares(url, ""), verify)
+
+    first = pool(BASES[0] + DETAIL.format(1))
+    assert pool(BASES[0] + DETAIL.format(2)) is first
+    assert pool(BASES[0] + DETAIL.format(3), verify="/etc/ssl/certs/ca-certificates.crt") is not first
+    assert pool(BASES[1] + DETAIL.format(1)) is not first
+    assert len(asked) == 3
+    adapter.close()
+    assert pool(BASES[0] + DETAIL.format(1)) is not first  # closed with the session: a new one

@@ -109,13 +109,13 @@ class OmnitronStream(StreamHooks):
         environment): the tap keeps no cookies, and reads its settings once (`api`). A GET
         (every request of a sync) is a copy of the stream's `RequestTemplate`."""
         request = requests.Request(*args, **kwargs)
-        headers = {**self.requests_session.headers, **request.headers}
         if request.method != "GET" or request.data or request.json is not None or not isinstance(request.params, str):
-            request.headers = headers
+            request.headers = {**self.requests_session.headers, **request.headers}
             return request.prepare()
-        key = tuple(headers.items())
+        key = tuple(request.headers.items())  # the stream's own: the session's are set once (`api`)
         template = self._templates.get(key)
         if template is None:
+            headers = {**self.requests_session.headers, **request.headers}
             template = self._templates[key] = RequestTemplate(self.url_base, headers)
         return template.prepare(request.url, request.params)
 

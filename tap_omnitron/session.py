@@ -13,17 +13,20 @@ sends (list pages, details, the login, retries):
 * **one pause** that holds back every thread while a server's `Retry-After` runs (see
   `retry.Pause`);
 * **metrics**: every request is timed (`http_request_duration`) and counted
-  (`http_request_count`) here, where it is sent, so retries and the login are included.
+  (`http_request_count`) here, where it is sent, so retries and the login are included
+  (`RequestMetrics` writes the lines).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import string
 import threading
 import time
 import typing as t
+from collections import deque
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlsplit
@@ -80,9 +83,10 @@ class OmnitronSession(requests.Session):
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         self.headers.update({"Accept": "application/json", "User-Agent": user_agent()})
+        self.cookies = _NoCookies()
         self.sent = 0  # requests sent, retries and the login included: for the run's summary
         self._closed = False
-        self._counters: dict[tuple[str, str], metrics.Counter] = {}
+        self._metrics = RequestMetrics()
         self._lock = threading.Lock()
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
@@ -110,7 +114,7 @@ class OmnitronSession(requests.Session):
             raise
         finally:
             self._watcher.disarm(ticket)
-            self._measure(stream, endpoint, status, time.perf_counter() - started)
+            self._metrics.add(stream, endpoint, status, time.perf_counter() - started)
         return response
 
     def close(self) -> None:
@@ -120,31 +124,80 @@ class OmnitronSession(requests.Session):
             self._closed = True
         self._watcher.abandon_all()
         super().close()
+        self._metrics.close()
+
+
+class RequestMetrics:
+    """The SDK's `http_request_duration` line for every request, and its `http_request_count`,
+    written by one thread in batches, at most `every` seconds after the request.
+
+    Written by the thread that sent the request, amid its HTTP work, a line cost 60 to 85 µs of
+    CPU at zero latency (8 % of a sync's, `make bench`'s c3); in batches, about a third of that.
+    After `close` (which writes what waits), a request still in flight writes its own line.
+    """
+
+    def __init__(self, every: float = 0.5) -> None:
+        self._every = every
+        self._waiting: deque[tuple[str, str, int | None, float]] = deque()
+        self._counters: dict[tuple[str, str], metrics.Counter] = {}
+        self._lock = threading.Lock()  # one writer at a time: lines in the order of the requests
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, stream: str, endpoint: str, status: int | None, seconds: float) -> None:
+        self._waiting.append((stream, endpoint, status, seconds))
+        if self._closed.is_set():
+            self._write()
+        elif self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="omnitron-metrics", daemon=True)
+                    self._thread.start()
+
+    def close(self) -> None:
+        """Write what waits, and end the request counts (their closing lines)."""
+        self._closed.set()
+        self._write()
         with self._lock:
             for counter in self._counters.values():
                 counter.exit()
             self._counters.clear()
 
-    def _measure(self, stream: str, endpoint: str, status: int | None, seconds: float) -> None:
-        failed = status is None or status >= 400  # noqa: PLR2004  (HTTP status codes read better as numbers)
-        point = metrics.Point(
-            "timer",
-            metric=metrics.Metric.HTTP_REQUEST_DURATION,
-            value=seconds,
-            tags={
-                metrics.Tag.STREAM: stream,
-                metrics.Tag.ENDPOINT: endpoint,
-                metrics.Tag.HTTP_STATUS_CODE: status,
-                metrics.Tag.STATUS: metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED,
-            },
-        )
-        metrics.log(metrics.get_metrics_logger(), point)
+    def _run(self) -> None:
+        while not self._closed.wait(self._every):
+            self._write()
+
+    def _write(self) -> None:
+        logger = metrics.get_metrics_logger()
         with self._lock:
-            counter = self._counters.get((stream, endpoint))
-            if counter is None:
-                counter = metrics.http_request_counter(stream, endpoint)
-                self._counters[stream, endpoint] = counter
-            counter.increment()
+            while self._waiting:
+                stream, endpoint, status, seconds = self._waiting.popleft()
+                failed = status is None or status >= 400  # noqa: PLR2004  (HTTP status codes read better as numbers)
+                point = metrics.Point(
+                    "timer",
+                    metric=metrics.Metric.HTTP_REQUEST_DURATION,
+                    value=seconds,
+                    tags={
+                        metrics.Tag.STREAM: stream,
+                        metrics.Tag.ENDPOINT: endpoint,
+                        metrics.Tag.HTTP_STATUS_CODE: status,
+                        metrics.Tag.STATUS: metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED,
+                    },
+                )
+                metrics.log(logger, point)
+                counter = self._counters.get((stream, endpoint))
+                if counter is None:
+                    counter = self._counters[stream, endpoint] = metrics.http_request_counter(stream, endpoint)
+                counter.increment()
+
+
+class _NoCookies(requests.cookies.RequestsCookieJar):
+    """A jar that keeps nothing. The tap sends no cookies (`streams.build_prepared_request`
+    prepares without them, and the login must not carry a session's); reading every answer's
+    headers for them was 2 % of a detail request's CPU."""
+
+    def extract_cookies(self, response: t.Any, request: t.Any) -> None:  # noqa: ARG002  (http.cookiejar's signature)
+        return
 
 
 class _BoundedAdapter(HTTPAdapter):
@@ -340,7 +393,9 @@ def _unchanged_escapes(text: str) -> bool:
     return all(chr(int(code, 16)) not in _UNRESERVED for code in _ESCAPE.findall(text))
 
 
+@functools.cache
 def user_agent() -> str:
+    """Read once: the package metadata is looked for on every `sys.path` entry."""
     try:
         return f"tap-omnitron/{version('tap-omnitron')}"
     except PackageNotFoundError:

@@ -1,7 +1,14 @@
-"""A request copied from the stream's template is the request requests would have prepared."""
+"""A request copied from the stream's template is the request requests would have prepared; the
+session keeps no cookies, and writes a metric line for every request."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import logging
+import threading
+import time
+import typing
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -10,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
-from tap_omnitron.session import RequestTemplate, _BoundedAdapter
+from tap_omnitron.retry import Pause
+from tap_omnitron.session import Limits, OmnitronSession, RequestMetrics, RequestTemplate, _BoundedAdapter
 
 BASES = [
     "https://omnitron.example.com",
@@ -111,3 +119,93 @@ def test_the_pool_is_found_once_per_origin_and_tls_settings(monkeypatch) -> None
     assert len(asked) == 3
     adapter.close()
     assert pool(BASES[0] + DETAIL.format(1)) is not first  # closed with the session: a new one
+
+
+# What the session keeps and writes
+
+
+class _CookieServer(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a cookie, and remembers the Cookie header each one carried."""
+
+    carried: typing.ClassVar[list[str | None]] = []
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).carried.append(self.headers.get("Cookie"))
+        body = b'{"key": "k"}'
+        self.send_response(200)
+        self.send_header("Set-Cookie", "sessionid=from-the-server; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer  # noqa: N815  (http.server's names)
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+def a_session() -> OmnitronSession:
+    limits = Limits(connect_timeout=5, read_timeout=5, deadline=10, max_body=1 << 20)
+    return OmnitronSession(limits=limits, pool_size=2, pause=Pause(), name=lambda path: ("test", path))
+
+
+def test_the_session_keeps_no_cookie_and_sends_none() -> None:
+    """A server's Set-Cookie is not kept: no later request carries it, the login's POST (which
+    requests would merge the session's cookies into) included."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api/i1/orders/"
+    session = a_session()
+    try:
+        assert session.get(url).cookies.get("sessionid") == "from-the-server"  # the answer has it
+        session.get(url)
+        session.post(url, json={"username": "u", "password": "p"})
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
+    assert len(session.cookies) == 0
+    assert _CookieServer.carried == [None, None, None]
+
+
+def durations(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return [
+        json.loads(record.getMessage().removeprefix("METRIC: "))
+        for record in caplog.records
+        if record.name == "singer_sdk.metrics" and "http_request_duration" in record.getMessage()
+    ]
+
+
+def test_request_lines_are_written_in_order_within_their_interval_and_all_at_close(caplog) -> None:
+    """One line per request, in the order of the requests: within `every` seconds while the
+    run goes on, what waits at `close`, and at once for a request that ends after it."""
+    caplog.set_level(logging.INFO, logger="singer_sdk.metrics")
+    lines = RequestMetrics(every=0.05)
+    for status in (200, 404, 503):
+        lines.add("orders", "/api/i1/orders/", status, 0.25)
+    deadline = time.monotonic() + 5
+    while len(durations(caplog)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [d["tags"]["http_status_code"] for d in durations(caplog)] == [200, 404, 503]
+    assert [d["tags"]["status"] for d in durations(caplog)] == ["succeeded", "failed", "failed"]
+    assert {d["value"] for d in durations(caplog)} == {0.25}
+
+    slow = RequestMetrics(every=60)
+    slow.add("order_details", "/d/", 200, 0.5)
+    slow.add("order_details", "/d/", None, 1.5)  # no answer at all
+    assert len(durations(caplog)) == 3  # waiting for the interval
+    slow.close()
+    slow.add("order_details", "/d/", 200, 2.5)  # in flight when the run ended
+    assert [(d["tags"]["http_status_code"], d["value"]) for d in durations(caplog)[3:]] == [
+        (200, 0.5),
+        (None, 1.5),
+        (200, 2.5),
+    ]
+    counts = [
+        json.loads(record.getMessage().removeprefix("METRIC: "))
+        for record in caplog.records
+        if "http_request_count" in record.getMessage()
+    ]
+    assert [(c["tags"]["endpoint"], c["value"]) for c in counts] == [("/d/", 2)]  # closed once, at close

@@ -245,7 +245,13 @@ class _BoundedAdapter(HTTPAdapter):
 
 
 class _CappedBody:
-    """The raw body, read through a count of its decompressed bytes."""
+    """The raw body, read through a count of its decompressed bytes.
+
+    A body sent as it is, is read 64 KiB at a time whatever requests asks for (10 KiB for
+    `Response.content`): a detailed order in one read through urllib3, not two (2 % of a
+    detail request's CPU); the tap reads every body whole. A compressed one is read in the
+    pieces asked for, at most 64 KiB: urllib3 before 2.6 inflated a whole piece at once.
+    """
 
     def __init__(self, raw: t.Any, limit: int) -> None:
         self._raw = raw
@@ -253,7 +259,8 @@ class _CappedBody:
 
     def stream(self, amt: int = _CHUNK, decode_content: bool | None = None) -> Iterator[bytes]:  # noqa: FBT001  (urllib3's signature)
         total = 0
-        for chunk in self._raw.stream(min(amt, _CHUNK), decode_content=decode_content):
+        piece = min(amt, _CHUNK) if self._raw.headers.get("Content-Encoding") else _CHUNK
+        for chunk in self._raw.stream(piece, decode_content=decode_content):
             total += len(chunk)
             if total > self._limit:
                 self._raw.close()

@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
 from tap_omnitron.retry import Pause
-from tap_omnitron.session import Limits, OmnitronSession, RequestMetrics, RequestTemplate, _BoundedAdapter
+from tap_omnitron.session import (
+    BodyTooLarge,
+    Limits,
+    OmnitronSession,
+    RequestMetrics,
+    RequestTemplate,
+    _BoundedAdapter,
+    _CappedBody,
+)
 
 BASES = [
     "https://omnitron.example.com",
@@ -209,3 +217,29 @@ def test_request_lines_are_written_in_order_within_their_interval_and_all_at_clo
         if "http_request_count" in record.getMessage()
     ]
     assert [(c["tags"]["endpoint"], c["value"]) for c in counts] == [("/d/", 2)]  # closed once, at close
+
+
+def test_a_body_is_read_in_64_kib_pieces_unless_it_is_compressed() -> None:
+    """`Response.content` asks for 10 KiB at a time: a detailed order (12 KiB) took two trips
+    through urllib3. A compressed body keeps requests' pieces; the cap counts every piece."""
+    asked: list[object] = []
+
+    class Raw:
+        def __init__(self, headers: dict[str, str]) -> None:
+            self.headers = headers
+
+        def stream(self, amt: int, decode_content: bool | None = None) -> typing.Iterator[bytes]:  # noqa: ARG002  (urllib3's signature)
+            asked.append(amt)
+            yield from (b"x" * 700, b"y" * 700)
+
+        def close(self) -> None:
+            asked.append("closed")
+
+    def read(limit: int, **headers: str) -> bytes:
+        return b"".join(_CappedBody(Raw(headers), limit=limit).stream(10 * 1024, decode_content=True))
+
+    assert read(1400) == b"x" * 700 + b"y" * 700
+    assert read(1400, **{"Content-Encoding": "gzip"}) == b"x" * 700 + b"y" * 700
+    with pytest.raises(BodyTooLarge):
+        read(1000)
+    assert asked == [64 * 1024, 10 * 1024, 64 * 1024, "closed"]

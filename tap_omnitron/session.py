@@ -94,6 +94,8 @@ class OmnitronSession(requests.Session):
         carry the token elsewhere)."""
         kwargs["allow_redirects"] = False
         kwargs.setdefault("timeout", (self.limits.connect_timeout, self.limits.read_timeout))
+        if not self.trust_env:  # then requests would only copy them, parsing the URL to do so
+            kwargs.setdefault("proxies", self.proxies)
         self.pause.wait()
         stream, endpoint = self._name(urlsplit(request.url or "").path)
         with self._lock:

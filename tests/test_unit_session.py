@@ -162,6 +162,7 @@ def a_session() -> OmnitronSession:
 def test_the_session_keeps_no_cookie_and_sends_none() -> None:
     """A server's Set-Cookie is not kept: no later request carries it, the login's POST (which
     requests would merge the session's cookies into) included."""
+    _CookieServer.carried.clear()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/api/i1/orders/"
@@ -178,12 +179,17 @@ def test_the_session_keeps_no_cookie_and_sends_none() -> None:
     assert _CookieServer.carried == [None, None, None]
 
 
-def durations(caplog: pytest.LogCaptureFixture) -> list[dict]:
-    return [
+def metric_points(caplog: pytest.LogCaptureFixture, metric: str) -> list[dict]:
+    points = [
         json.loads(record.getMessage().removeprefix("METRIC: "))
         for record in caplog.records
-        if record.name == "singer_sdk.metrics" and "http_request_duration" in record.getMessage()
+        if record.name == "singer_sdk.metrics"
     ]
+    return [point for point in points if point["metric"] == metric]
+
+
+def durations(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return metric_points(caplog, "http_request_duration")
 
 
 def test_request_lines_are_written_in_order_within_their_interval_and_all_at_close(caplog) -> None:
@@ -211,11 +217,7 @@ def test_request_lines_are_written_in_order_within_their_interval_and_all_at_clo
         (None, 1.5),
         (200, 2.5),
     ]
-    counts = [
-        json.loads(record.getMessage().removeprefix("METRIC: "))
-        for record in caplog.records
-        if "http_request_count" in record.getMessage()
-    ]
+    counts = metric_points(caplog, "http_request_count")
     assert [(c["tags"]["endpoint"], c["value"]) for c in counts] == [("/d/", 2)]  # closed once, at close
 
 

@@ -94,7 +94,7 @@ class OmnitronStream(StreamHooks):
     def timeout(self) -> tuple[float, float]:  # type: ignore[override]  # requests takes (connect, read)
         return self.api.limits.connect_timeout, self.api.limits.read_timeout
 
-    @cached_property
+    @property
     def user_agent(self) -> str:
         return user_agent()
 

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import typing
+from importlib.metadata import version
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -136,10 +137,12 @@ class _CookieServer(http.server.BaseHTTPRequestHandler):
     """Answers every request with a cookie, and remembers the Cookie header each one carried."""
 
     carried: typing.ClassVar[list[str | None]] = []
+    agents: typing.ClassVar[set[str | None]] = set()
 
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).carried.append(self.headers.get("Cookie"))
+        type(self).agents.add(self.headers.get("User-Agent"))
         body = b'{"key": "k"}'
         self.send_response(200)
         self.send_header("Set-Cookie", "sessionid=from-the-server; Path=/")
@@ -163,6 +166,7 @@ def test_the_session_keeps_no_cookie_and_sends_none() -> None:
     """A server's Set-Cookie is not kept: no later request carries it, the login's POST (which
     requests would merge the session's cookies into) included."""
     _CookieServer.carried.clear()
+    _CookieServer.agents.clear()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/api/i1/orders/"
@@ -177,6 +181,7 @@ def test_the_session_keeps_no_cookie_and_sends_none() -> None:
         server.server_close()
     assert len(session.cookies) == 0
     assert _CookieServer.carried == [None, None, None]
+    assert _CookieServer.agents == {f"tap-omnitron/{version('tap-omnitron')}"}
 
 
 def metric_points(caplog: pytest.LogCaptureFixture, metric: str) -> list[dict]:
